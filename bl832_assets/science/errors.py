@@ -1,0 +1,19 @@
+"""Errors raised by the payload, kept free of Dagster so they travel to HPC jobs unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ScanFormatError(ValueError):
+    """A scan file does not follow the 8.3.2 Data Exchange layout.
+
+    Carries the file and the offending field so that the message an operator reads in the
+    Dagster UI names both, and callers can still branch on them.
+    """
+
+    def __init__(self, path: str | Path, field: str, problem: str) -> None:
+        self.path = Path(path)
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{self.path}: {field}: {problem}")
