@@ -17,3 +17,16 @@ class ScanFormatError(ValueError):
         self.field = field
         self.problem = problem
         super().__init__(f"{self.path}: {field}: {problem}")
+
+
+class StackFormatError(ValueError):
+    """A folder of reconstructed TIFF slices cannot be turned into a pyramid.
+
+    Names the offending file (or the folder, when it holds no slices) because a stack of
+    thousands of slices is only debuggable when the message points at the one that is wrong.
+    """
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")

@@ -1,0 +1,37 @@
+# The two commands of the README: `make demo` and `make test`. Both create .venv if needed.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export BL832_HOME ?= $(CURDIR)/.bl832
+export DAGSTER_HOME ?= $(BL832_HOME)/dagster
+
+.PHONY: demo test dev bench lint venv
+
+$(BIN)/bl832: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/bl832
+
+# The instance settings travel with the site: dagster.yaml is copied into its DAGSTER_HOME.
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+demo: venv $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/bl832 demo
+
+test: venv
+	$(BIN)/python -m pytest
+
+dev: venv $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: venv
+	$(BIN)/python benchmarks/bench_copy.py
+
+lint: venv
+	$(BIN)/ruff check bl832_assets tests benchmarks
+	$(BIN)/dg check defs

@@ -1,0 +1,104 @@
+"""``bl832``: the command line of the platform and of its payload.
+
+Payload commands (``recon``, ``pyramid``, ``synth``) are what facility jobs run; site commands
+(``process``, ``demo``, ``config show``, ``dev``) act on the site's Dagster instance. Every
+failure ends with one line naming the file and the reason, and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bl832_assets.settings import SettingsError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bl832", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    synth = commands.add_parser("synth", help="write a synthetic 8.3.2 scan (Data Exchange HDF5)")
+    synth.add_argument("out", type=Path, help="path of the .h5 file to write")
+    synth.add_argument("--columns", type=int, default=128, help="detector columns (rays)")
+    synth.add_argument("--rows", type=int, default=8, help="detector rows (slices)")
+    synth.add_argument("--angles", type=int, default=181, help="projection angles over 180°")
+    synth.add_argument("--centre-offset", type=float, default=0.0,
+                       help="rotation axis offset from the detector centre, in pixels")
+    synth.add_argument("--export-control", action="store_true", help="flag the scan as export controlled")
+    synth.add_argument("--no-noise", action="store_true", help="noise-free projections")
+    synth.add_argument("--seed", type=int, default=0)
+
+    recon = commands.add_parser("recon", help="reconstruct SCAN.h5 into OUT_DIR/rec<stem>/")
+    recon.add_argument("scan", type=Path)
+    recon.add_argument("out_dir", type=Path)
+
+    pyramid = commands.add_parser("pyramid", help="build an OME-Zarr pyramid from a TIFF folder")
+    pyramid.add_argument("tiff_dir", type=Path)
+    pyramid.add_argument("out_zarr", type=Path)
+
+    process = commands.add_parser(
+        "process", help="place a scan on the detector and materialize its decided assets"
+    )
+    process.add_argument("scan", type=Path)
+    process.add_argument("--folder", help="proposal folder on the detector (default: proposal)")
+
+    commands.add_parser("demo", help="synthesise a scan and run it through the whole graph")
+
+    config = commands.add_parser("config", help="inspect the site settings")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    config_commands.add_parser("show", help="print the effective settings, secrets masked")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "synth":
+            from bl832_assets.science.synth import write_synthetic_scan
+
+            path = write_synthetic_scan(
+                args.out,
+                columns=args.columns,
+                rows=args.rows,
+                angles=args.angles,
+                centre_offset=args.centre_offset,
+                noise=not args.no_noise,
+                export_control=args.export_control,
+                seed=args.seed,
+            )
+            print(path)
+            return 0
+        if args.command == "recon":
+            from bl832_assets.science.payload import run_recon
+
+            run_recon(args.scan, args.out_dir)
+            return 0
+        if args.command == "pyramid":
+            from bl832_assets.science.payload import run_pyramid
+
+            run_pyramid(args.tiff_dir, args.out_zarr)
+            return 0
+        if args.command == "config":
+            from bl832_assets.cli.site import show_config
+
+            return show_config()
+        if args.command == "process":
+            from bl832_assets.cli.site import process
+
+            return process(args.scan, args.folder)
+        if args.command == "demo":
+            from bl832_assets.cli.site import demo
+
+            return demo()
+    except (SettingsError, ValueError, OSError) as exc:
+        print(f"bl832 {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"
+    return " ".join(str(exc).split())

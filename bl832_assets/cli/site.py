@@ -1,0 +1,115 @@
+"""Site commands: they load the settings, open the site's Dagster instance and act on it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+from bl832_assets.cli.table import render
+from bl832_assets.definitions import build_definitions
+from bl832_assets.dispatch import as_sensor_result, prepare, register
+from bl832_assets.execution import RunReport, execute
+from bl832_assets.partitions import scan_key
+from bl832_assets.science.dx import read_metadata
+from bl832_assets.sensors import evaluate_tick
+from bl832_assets.settings import Settings, load_settings
+
+
+def site_instance(settings: Settings) -> dg.DagsterInstance:
+    """The persistent instance: ``$DAGSTER_HOME`` if the operator set one, else the site's."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
+    home.mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.get()
+
+
+def show_config() -> int:
+    print(yaml.safe_dump(load_settings().masked(), sort_keys=False), end="")
+    return 0
+
+
+def _place_on_detector(settings: Settings, scan: Path, folder: str) -> str:
+    """Copy ``scan`` into the detector folder the way the detector writes: complete, then named."""
+    relative = f"{folder}/{scan.name}"
+    target = settings.root(settings.detector) / relative
+    if target.exists() and target.samefile(scan):
+        return relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.copyfile(scan, partial)
+    os.replace(partial, target)
+    return relative
+
+
+def _report(report: RunReport) -> int:
+    print(render(report))
+    if report.succeeded:
+        return 0
+    for line in report.failures():
+        print(f"failed: {line}", file=sys.stderr)
+    return 1
+
+
+def process(scan: Path, folder: str | None) -> int:
+    """``bl832 process SCAN.h5``: what the detector and the sensor would do, done now."""
+    settings = load_settings()
+    scan_key(scan.name)  # refuse a bad name before anything is copied
+    metadata = read_metadata(scan)
+    relative = _place_on_detector(settings, scan, folder or metadata.proposal or "unsorted")
+    announced = as_sensor_result(prepare(settings, relative), **{"bl832/trigger": "process"})
+    return _run(settings, announced)
+
+
+def _run(settings: Settings, announced: dg.SensorResult) -> int:
+    """Apply a sensor result to the site's instance and execute its run requests here."""
+    instance = site_instance(settings)
+    register(instance, announced)
+    defs = build_definitions(settings)
+    status = 0
+    for request in announced.run_requests or []:
+        report = execute(defs, instance, request)
+        print(f"\nrun {report.run_id} for scan {request.partition_key}")
+        status |= _report(report)
+        _preview(settings, report)
+    return status
+
+
+def _preview(settings: Settings, report: RunReport) -> None:
+    from bl832_assets.science.preview import write_slice_png
+
+    tiffs = next((o for o in report.outcomes if o.asset == "data832/recon_tiff"), None)
+    if tiffs is None or tiffs.status != "materialized":
+        return
+    slices = sorted(Path(tiffs.location).glob("*.tif*"))
+    png = settings.home / "previews" / f"{report.partition}_middle_slice.png"
+    write_slice_png(slices[len(slices) // 2], png)
+    print(f"middle slice: {png}")
+
+
+def demo() -> int:
+    """``bl832 demo``: a synthetic scan from the detector to the pyramid on this machine."""
+    from bl832_assets.science.synth import write_synthetic_scan
+
+    settings = load_settings()
+    name = time.strftime("%Y%m%d_%H%M%S") + "_demo_phantom.h5"
+    folder = settings.root(settings.detector) / "BLS-00564_demo"
+    scan = write_synthetic_scan(
+        folder / name, columns=128, rows=16, angles=181, centre_offset=3.5
+    )
+    print(f"detector wrote {scan}")
+    settle = settings.sensor.settle_seconds
+    print(f"waiting {settle:g} s for the file to settle (sensor.settle_seconds)")
+    time.sleep(settle)
+    tick = evaluate_tick(settings, site_instance(settings), cursor=None)
+    print(f"sensor new_scans: {len(tick.run_requests or [])} run request(s)")
+    if not tick.run_requests:
+        print(f"sensor skipped: {tick.skip_reason}", file=sys.stderr)
+        return 1
+    status = _run(settings, tick)
+    print("\nBrowse the lineage: `make dev`, then open http://127.0.0.1:3000 (Assets → Lineage).")
+    return status

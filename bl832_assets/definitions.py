@@ -1,0 +1,31 @@
+"""The Dagster code location: the site's settings turned into assets, checks, sensor and
+resources. ``dg dev``, ``dagster dev -w workspace.yaml`` and the CLI all load it from here."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from bl832_assets import keys
+from bl832_assets.assets.graph import build_asset_graph
+from bl832_assets.resources.wiring import build_resources
+from bl832_assets.sensors import build_new_scans_sensor
+from bl832_assets.settings import Settings, load_settings
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    graph = build_asset_graph(settings)
+    produced = dg.AssetSelection.all() - dg.AssetSelection.assets(keys.DETECTOR_RAW)
+    return dg.Definitions(
+        assets=[a for a in graph if not isinstance(a, dg.AssetChecksDefinition)],
+        asset_checks=[a for a in graph if isinstance(a, dg.AssetChecksDefinition)],
+        sensors=[build_new_scans_sensor(settings, produced)],
+        resources=build_resources(settings),
+        # Runs mostly wait on transfers and facility jobs; one process keeps them re-attachable
+        # and avoids SQLite write contention between step processes.
+        executor=dg.in_process_executor,
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(load_settings())

@@ -1,0 +1,58 @@
+"""The embedded facility: the payload runs as a process on this machine, exactly the command a
+Slurm job or a Globus Compute function runs at a real facility."""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from pathlib import Path, PurePosixPath
+
+import dagster as dg
+from pydantic import Field
+
+from bl832_assets.resources.compute.base import ComputeOutcome, ComputeResource
+from bl832_assets.resources.compute.subprocess_pipes import ProcessPipesClient
+
+
+class LocalComputeResource(ComputeResource):
+    """Runs ``bl832 recon`` and ``bl832 pyramid`` as local processes through Dagster Pipes."""
+
+    facility: str = Field(description="Facility this stands in for (nersc, alcf, olcf).")
+    raw_root: str = Field(description="Folder holding the facility's raw scan copies.")
+    scratch_root: str = Field(description="Folder where the facility writes reconstructions.")
+    jobs_root: str = Field(description="Folder for job logs, one sub-folder per job.")
+    python: str = Field(
+        default=sys.executable, description="Interpreter with bl832_assets installed."
+    )
+
+    def _run(
+        self, context: dg.AssetExecutionContext, step: str, args: list[str], output: str
+    ) -> ComputeOutcome:
+        job_id = f"{step}-{uuid.uuid4().hex[:12]}"
+        description = f"{self.facility} {step} job {job_id}"
+        started = time.monotonic()
+        invocation = ProcessPipesClient().run(
+            context=context,
+            command=[self.python, "-m", "bl832_assets", step, *args],
+            job_dir=Path(self.jobs_root) / self.facility / job_id,
+            description=description,
+        )
+        metadata = invocation.get_materialize_result().metadata
+        reported = {name: value.value for name, value in metadata.items()}
+        return ComputeOutcome(job_id, output, reported, time.monotonic() - started)
+
+    def reconstruct(self, context: dg.AssetExecutionContext, scan: str) -> ComputeOutcome:
+        relative = PurePosixPath(scan)
+        out_dir = Path(self.scratch_root) / relative.parent
+        output = (relative.parent / f"rec{relative.stem}").as_posix()
+        return self._run(
+            context, "recon", [str(Path(self.raw_root) / relative), str(out_dir)], output
+        )
+
+    def build_pyramid(self, context: dg.AssetExecutionContext, tiff_folder: str) -> ComputeOutcome:
+        source = Path(self.scratch_root) / tiff_folder
+        output = f"{tiff_folder}.zarr"
+        return self._run(
+            context, "pyramid", [str(source), str(Path(self.scratch_root) / output)], output
+        )
