@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both create .venv if needed.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 export BL832_HOME ?= $(CURDIR)/.bl832

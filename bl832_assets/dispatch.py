@@ -7,6 +7,7 @@ for the same reasons and both start exactly the assets the decision function pic
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import dagster as dg
 
 from bl832_assets.assets.detector import observed

@@ -35,7 +35,11 @@ class RunReport:
         )
 
     def failures(self) -> list[str]:
-        lines = [f"{o.asset}: {o.error or o.status}" for o in self.outcomes if o.status != "materialized"]
+        lines = [
+            f"{o.asset}: {o.error or o.status}"
+            for o in self.outcomes
+            if o.status != "materialized"
+        ]
         lines += [
             f"{o.asset}: check {name} failed"
             for o in self.outcomes

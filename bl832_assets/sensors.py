@@ -1,9 +1,9 @@
 """``new_scans``: the dispatcher. Notices settled scan files on the detector, registers each as a
 partition, reports the detector copy, and requests exactly the assets the decision picks."""
 
-from __future__ import annotations
 
 import time
+from typing import Protocol
 
 import dagster as dg
 
@@ -15,11 +15,16 @@ from bl832_assets.watch import WatchCursor, observe
 TRIGGER = {"bl832/trigger": "new_scans"}
 
 
+class Log(Protocol):
+    def info(self, msg: str) -> None: ...
+    def warning(self, msg: str) -> None: ...
+
+
 def evaluate_tick(
     settings: Settings,
     instance: dg.DagsterInstance,
     cursor: str | None,
-    log: dg.DagsterLogManager | None = None,
+    log: Log | None = None,
     now_ns: int | None = None,
 ) -> dg.SensorResult:
     """One look at the detector folder; separate from the decorator so it can be driven directly."""

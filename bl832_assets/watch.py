@@ -114,7 +114,11 @@ def observe(
             continue
         obs.folders_listed += 1
         for entry in entries:
-            if not entry.name.endswith(SCAN_SUFFIX) or entry.is_dir(follow_symlinks=False):
+            if (
+                not entry.name.endswith(SCAN_SUFFIX)
+                or entry.name.startswith(".")  # temporaries and other tools' sidecar files
+                or entry.is_dir(follow_symlinks=False)
+            ):
                 continue
             relative = Path(entry.path).relative_to(root).as_posix()
             if relative in cursor.pending:

@@ -5,23 +5,31 @@ detector's one-day retention; the reconstruction is registered once it is home, 
 raw record. Re-registering a scan updates its record and keeps its identifier.
 """
 
-from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
 
 from bl832_assets import keys
-from bl832_assets.assets.records import require_metadata
+from bl832_assets.assets.records import newest_of, require_metadata
 from bl832_assets.partitions import scans
 from bl832_assets.resources.catalog.base import CatalogRecord, CatalogResource, FileEntry
+from bl832_assets.resources.transfer.base import TransferResource
 from bl832_assets.science.dx import read_metadata
+from bl832_assets.settings import FACILITIES
 
 
-def _entries(root: Path) -> list[FileEntry]:
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    return [FileEntry.from_path(p) for p in files]
+def _entries(location: Path, checksums: Mapping[str, str]) -> list[FileEntry]:
+    """Datablock entries for a file or folder, with the checksums the copy verified."""
+    def entry(path: Path, name: str) -> FileEntry:
+        stat = path.stat()
+        return FileEntry(str(path), stat.st_size, stat.st_mtime, checksums[name])
+
+    if location.is_file():
+        return [entry(location, location.name)]
+    return [entry(location / name, name) for name in sorted(checksums)]
 
 
 def _record_metadata(record: CatalogRecord, started: float) -> dict[str, object]:
@@ -46,14 +54,15 @@ def _record_metadata(record: CatalogRecord, started: float) -> dict[str, object]
     kinds={"scicat"},
     tags={"location": keys.CATALOG},
 )
-def raw_dataset(context: dg.AssetExecutionContext, catalog: CatalogResource) -> dg.MaterializeResult:
-    """The raw scan's catalog record, with people, proposal and instrument metadata from the file."""
+def raw_dataset(
+    context: dg.AssetExecutionContext, catalog: CatalogResource
+) -> dg.MaterializeResult:
+    """The raw scan's catalog record: people, proposal and instrument metadata from the file."""
     started = time.monotonic()
-    copy = Path(str(require_metadata(context, keys.BEAMLINE_RAW)["path"]))
+    copy = require_metadata(context, keys.BEAMLINE_RAW)
+    path = Path(str(copy["path"]))
     record = catalog.ingest_raw(
-        scan_key=context.partition_key,
-        metadata=read_metadata(copy),
-        files=_entries(copy),
+        str(path), read_metadata(path), _entries(path, {path.name: str(copy["sha256"])})
     )
     return dg.MaterializeResult(metadata=_record_metadata(record, started))
 
@@ -67,21 +76,31 @@ def raw_dataset(context: dg.AssetExecutionContext, catalog: CatalogResource) -> 
     tags={"location": keys.CATALOG},
 )
 def derived_dataset(
-    context: dg.AssetExecutionContext, catalog: CatalogResource
+    context: dg.AssetExecutionContext, catalog: CatalogResource, transfer: TransferResource
 ) -> dg.MaterializeResult:
     """The reconstruction's catalog record (TIFF stack and pyramid), linked to the raw record."""
     started = time.monotonic()
     raw = require_metadata(context, keys.CATALOG_RAW)
     tiffs = require_metadata(context, keys.BEAMLINE_TIFF)
+    recon = newest_of(context, [keys.key(f, keys.RECON_TIFF) for f in FACILITIES]).metadata
     pyramid = require_metadata(context, keys.BEAMLINE_ZARR)
-    tiff_folder, zarr_folder = Path(str(tiffs["path"])), Path(str(pyramid["path"]))
+    files = [
+        entry
+        for product in (tiffs, pyramid)
+        for entry in _entries(
+            Path(str(product["path"])),
+            transfer.checksums(str(product["endpoint"]), str(product["relative_path"])),
+        )
+    ]
     record = catalog.ingest_derived(
         raw_pid=str(raw["pid"]),
         scan_key=context.partition_key,
-        folders=[tiff_folder, zarr_folder],
-        files=_entries(tiff_folder) + _entries(zarr_folder),
-        parameters={
-            k: tiffs[k] for k in ("centre", "slices", "pixel_size_um") if k in tiffs
+        tiff_folder=str(tiffs["path"]),
+        zarr_folder=str(pyramid["path"]),
+        files=files,
+        used_software=["bl832_assets"],
+        job_parameters={
+            k: recon[k] for k in ("centre", "slices", "pixel_size_um") if k in recon
         },
     )
     return dg.MaterializeResult(metadata=_record_metadata(record, started))

@@ -6,7 +6,6 @@ upstream asset says the data is, which is how a result comes home from whichever
 it most recently.
 """
 
-from __future__ import annotations
 
 import hashlib
 import time

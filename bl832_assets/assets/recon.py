@@ -5,7 +5,6 @@ reports slices, rotation centre and timings back through Dagster Pipes, and thos
 become the materialization's metadata.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 

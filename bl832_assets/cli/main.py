@@ -26,7 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--angles", type=int, default=181, help="projection angles over 180°")
     synth.add_argument("--centre-offset", type=float, default=0.0,
                        help="rotation axis offset from the detector centre, in pixels")
-    synth.add_argument("--export-control", action="store_true", help="flag the scan as export controlled")
+    synth.add_argument(
+        "--export-control", action="store_true", help="flag the scan as export controlled"
+    )
     synth.add_argument("--no-noise", action="store_true", help="noise-free projections")
     synth.add_argument("--seed", type=int, default=0)
 
@@ -81,9 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_pyramid(args.tiff_dir, args.out_zarr)
             return 0
         if args.command == "config":
-            from bl832_assets.cli.site import show_config
+            import yaml
 
-            return show_config()
+            from bl832_assets.settings import load_settings
+
+            print(yaml.safe_dump(load_settings().masked(), sort_keys=False), end="")
+            return 0
         if args.command == "process":
             from bl832_assets.cli.site import process
 

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import yaml
 
 from bl832_assets.cli.table import render
 from bl832_assets.definitions import build_definitions
@@ -26,11 +25,6 @@ def site_instance(settings: Settings) -> dg.DagsterInstance:
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
     home.mkdir(parents=True, exist_ok=True)
     return dg.DagsterInstance.get()
-
-
-def show_config() -> int:
-    print(yaml.safe_dump(load_settings().masked(), sort_keys=False), end="")
-    return 0
 
 
 def _place_on_detector(settings: Settings, scan: Path, folder: str) -> str:

@@ -174,13 +174,15 @@ def _arrays(f: h5py.File) -> tuple[h5py.Dataset, h5py.Dataset, h5py.Dataset, h5p
     for frames in (flats, darks):
         if frames.ndim != 3 or frames.shape[1:] != data.shape[1:] or frames.shape[0] == 0:
             raise ScanFormatError(
-                f.filename, frames.name, f"must be (frames, {data.shape[1]}, {data.shape[2]}), "
-                f"got {frames.shape}"
+                f.filename,
+                frames.name,
+                f"must be (frames, {data.shape[1]}, {data.shape[2]}), got {frames.shape}",
             )
     if theta.ndim != 1 or theta.shape[0] != data.shape[0]:
         raise ScanFormatError(
-            f.filename, THETA, f"must hold one angle per projection ({data.shape[0]}), "
-            f"got shape {theta.shape}"
+            f.filename,
+            THETA,
+            f"must hold one angle per projection ({data.shape[0]}), got shape {theta.shape}",
         )
     return data, flats, darks, theta
 

@@ -6,6 +6,7 @@ copy or a stack with NaNs is caught wherever it sits.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,5 +54,5 @@ def halves(shapes: list[tuple[int, ...]]) -> bool:
     """True when each level is the previous one halved (either rounding) along every axis."""
     return all(
         all(n in (p // 2, (p + 1) // 2) for p, n in zip(prev, nxt, strict=True))
-        for prev, nxt in zip(shapes, shapes[1:], strict=False)
+        for prev, nxt in itertools.pairwise(shapes)
     )

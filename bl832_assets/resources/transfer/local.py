@@ -57,8 +57,10 @@ class LocalTransferResource(TransferResource):
             tally.files = len(files)
             if source_root.is_dir():
                 destination_root.mkdir(parents=True, exist_ok=True)
-            pairs = [(key, path, destination_root / path.relative_to(source_root))
-                     for key, path in files.items()]
+            pairs = [
+                (key, path, destination_root / path.relative_to(source_root))
+                for key, path in files.items()
+            ]
             self._sync(pairs, task_id, tally)
         except Exception as exc:
             log.finish(task_id, TaskStatus.FAILED, tally.counts(), str(exc))

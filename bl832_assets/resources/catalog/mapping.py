@@ -1,0 +1,194 @@
+"""SciCat-shaped records of 8.3.2 scans, following upstream's ``als_832_dx_4`` ingester.
+
+Pure functions: what a record says is decided here once, so the local catalog and SciCat
+store the same fields, and the rules (who owns a dataset, who may see it) are tested without
+any catalog running.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Any
+
+from bl832_assets.resources.catalog.base import FileEntry
+from bl832_assets.science.dx import ScanMetadata
+
+BEAMLINE_GROUP = "8.3.2"
+UNKNOWN_EMAIL = "unknown@example.com"
+UNKNOWN_OWNER = "unknown"
+SCAN_SUFFIX = ".h5"
+DERIVED_FORMAT = "TIFF, OME-Zarr"
+
+_EMAIL = re.compile(r"[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}")
+_BEAMLINE_ALIASES = {"bl832": BEAMLINE_GROUP}
+
+
+def scan_key_of(scan: str) -> str:
+    """The scan's key (its partition key) from a key or from the path of its file."""
+    return PurePosixPath(scan).name.removesuffix(SCAN_SUFFIX)
+
+
+def clean_email(raw: str | None) -> str:
+    """The first valid address in what the experimenter typed, lower-cased.
+
+    The field is free text: quoted names, ``<angle brackets>``, ``mailto:``, spaces around the
+    ``@``, several addresses, "None". SciCat refuses a dataset whose contactEmail is not an
+    address, so anything without one becomes ``unknown@example.com``.
+    """
+    text = (raw or "").lower().replace("mailto:", " ")
+    text = re.sub(r"[\"'<>(),;]", " ", text)
+    text = re.sub(r"\s*@\s*", "@", text)
+    found = _EMAIL.search(text)
+    return found.group(0) if found else UNKNOWN_EMAIL
+
+
+def proposal_of(raw: str | None) -> str | None:
+    """The proposal id, or None where the file says there is none ("", "None")."""
+    proposal = (raw or "").strip()
+    return None if proposal.lower() in ("", "none") else proposal
+
+
+def owner_group(proposal: str | None) -> str:
+    """The proposal's group owns the data; without a proposal the beamline staff do."""
+    return proposal_of(proposal) or BEAMLINE_GROUP
+
+
+def access_groups(beamline: str | None) -> list[str]:
+    """The beamline's group (``bl832`` is spelled ``8.3.2`` in SciCat), plus the 8.3.2 staff."""
+    cleaned = re.sub(r"[\"',\s]", "", beamline or "").lower()
+    group = _BEAMLINE_ALIASES.get(cleaned, cleaned)
+    return [g for g in dict.fromkeys([group, BEAMLINE_GROUP]) if g]
+
+
+def search_terms(file_name: str) -> list[str]:
+    """Words of the scan's name, so a user finds "fungi1" by typing it: split on anything not
+    a letter or digit, lower-cased, each kept once, in order."""
+    stem = file_name.removesuffix(SCAN_SUFFIX)
+    words = (word.lower() for word in re.split(r"[^0-9A-Za-z]+", stem) if word)
+    return list(dict.fromkeys(words))
+
+
+def iso_utc(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+
+
+def raw_dataset(
+    scan_file: str, metadata: ScanMetadata, files: Sequence[FileEntry]
+) -> dict[str, Any]:
+    """The raw dataset of a scan, as SciCat's create-raw-dataset request body."""
+    scan = _entry_for(scan_file, files)
+    path = PurePosixPath(scan_file)
+    terms = search_terms(path.name)
+    pi = metadata.pi.strip() or UNKNOWN_OWNER
+    dataset: dict[str, Any] = {
+        "type": "raw",
+        "owner": pi,
+        "principalInvestigator": pi,
+        "contactEmail": clean_email(metadata.experimenter_email),
+        "ownerGroup": owner_group(metadata.proposal),
+        "accessGroups": access_groups(metadata.beamline),
+        "creationLocation": metadata.instrument_name,
+        "instrumentId": metadata.instrument_name,
+        "datasetName": metadata.sample_name.strip() or scan_key_of(scan_file),
+        "runNumber": scan_key_of(scan_file),
+        "dataFormat": "DX",
+        "sourceFolder": str(path.parent),
+        "size": sum(f.size for f in files),
+        "numberOfFiles": len(files),
+        "creationTime": iso_utc(scan.mtime),
+        "description": " ".join(terms),
+        "keywords": terms,
+        "isPublished": False,
+        "scientificMetadata": dict(metadata.scientific),
+    }
+    proposal = proposal_of(metadata.proposal)
+    if proposal is not None:
+        dataset["proposalId"] = proposal
+    return dataset
+
+
+def derived_dataset(
+    raw: Mapping[str, Any],
+    *,
+    raw_pid: str,
+    scan_key: str,
+    tiff_folder: str,
+    zarr_folder: str,
+    files: Sequence[FileEntry],
+    used_software: Sequence[str],
+    job_parameters: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One derived dataset for a scan's reconstruction: the TIFF stack and its pyramid.
+
+    Owner and access come from the raw dataset, so whoever may see a scan may see its
+    reconstruction. Both folders sit side by side (``rec<stem>/``, ``rec<stem>.zarr/``), so
+    the sourceFolder is their common parent and the datablock lists exactly their files.
+    SciCat's derived-dataset schema has no ``dataFormat``; the format goes in the scientific
+    metadata instead.
+    """
+    if not files:
+        raise ValueError(f"derived dataset of {scan_key!r} has no files")
+    folder = os.path.commonpath([tiff_folder, zarr_folder])
+    dataset: dict[str, Any] = {
+        "type": "derived",
+        "owner": raw["owner"],
+        "investigator": raw["principalInvestigator"],
+        "contactEmail": raw["contactEmail"],
+        "ownerGroup": raw["ownerGroup"],
+        "accessGroups": list(raw["accessGroups"]),
+        "inputDatasets": [raw_pid],
+        "usedSoftware": list(used_software),
+        "jobParameters": dict(job_parameters or {}),
+        "datasetName": f"{raw['datasetName']} (reconstruction)",
+        "runNumber": scan_key,
+        "sourceFolder": folder,
+        "size": sum(f.size for f in files),
+        "numberOfFiles": len(files),
+        "creationTime": iso_utc(max(f.mtime for f in files)),
+        "description": f"Reconstruction of {scan_key}: TIFF stack and OME-Zarr pyramid",
+        "keywords": [*raw["keywords"], "reconstruction"],
+        "isPublished": False,
+        "scientificMetadata": {
+            "dataFormat": DERIVED_FORMAT,
+            "tiffFolder": _relative(tiff_folder, folder),
+            "zarrFolder": _relative(zarr_folder, folder),
+        },
+    }
+    if "proposalId" in raw:
+        dataset["proposalId"] = raw["proposalId"]
+    return dataset
+
+
+def origdatablock(source_folder: str, files: Sequence[FileEntry]) -> dict[str, Any]:
+    """The dataset's file list with sizes and sha256, paths relative to its sourceFolder."""
+    return {
+        "size": sum(f.size for f in files),
+        "chkAlg": "sha256",
+        "dataFileList": [
+            {
+                "path": _relative(f.path, source_folder),
+                "size": f.size,
+                "time": iso_utc(f.mtime),
+                "chk": f.sha256,
+            }
+            for f in files
+        ],
+    }
+
+
+def _entry_for(scan_file: str, files: Sequence[FileEntry]) -> FileEntry:
+    for entry in files:
+        if entry.path == scan_file:
+            return entry
+    raise ValueError(f"{scan_file} is not among the dataset's files")
+
+
+def _relative(path: str, folder: str) -> str:
+    try:
+        return str(PurePosixPath(path).relative_to(folder))
+    except ValueError:
+        raise ValueError(f"{path} is not inside the dataset's folder {folder}") from None

@@ -1,0 +1,139 @@
+"""The whole asset graph on a temporary site, end to end on the embedded local backends."""
+
+import sqlite3
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from scan_support import detector_scan
+
+from bl832_assets import keys
+from bl832_assets.definitions import build_definitions
+from bl832_assets.dispatch import register
+from bl832_assets.execution import RunReport, execute
+from bl832_assets.sensors import evaluate_tick
+from bl832_assets.settings import Decision, SensorSettings, Settings
+
+EVERY_ASSET = {
+    "data832/raw_scan", "nersc/raw_scan", "alcf/raw_scan", "olcf/raw_scan",
+    "nersc/recon_tiff", "nersc/recon_zarr", "alcf/recon_tiff", "alcf/recon_zarr",
+    "olcf/recon_tiff", "olcf/recon_zarr", "data832/recon_tiff", "data832/recon_zarr",
+    "catalog/raw_dataset", "catalog/derived_dataset",
+}
+
+
+def _run_one(site: Settings, instance: dg.DagsterInstance, relative: str, **scan) -> RunReport:
+    detector_scan(site, relative, **scan)
+    tick = evaluate_tick(site, instance, None)
+    register(instance, tick)
+    [request] = tick.run_requests
+    return execute(build_definitions(site), instance, request)
+
+
+def _everywhere(site: Settings) -> Settings:
+    return Settings(
+        home=site.home,
+        sensor=SensorSettings(settle_seconds=1),
+        decision=Decision(nersc_recon=True, alcf_recon=True, olcf_recon=True),
+    )
+
+
+def test_definitions_load() -> None:
+    defs = build_definitions(Settings(home=Path("/nonexistent/site")))
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == EVERY_ASSET | {
+        "spot832/raw_scan"
+    }
+    assert defs.get_sensor_def("new_scans") is not None
+
+
+def test_every_asset_materializes_and_every_check_passes(
+    site: Settings, instance: dg.DagsterInstance
+) -> None:
+    everywhere = _everywhere(site)
+    report = _run_one(everywhere, instance, "BLS-00564_dyp/20260102_090000_full.h5", rows=4)
+    assert report.succeeded, report.failures()
+    assert {o.asset for o in report.outcomes} == EVERY_ASSET
+    for outcome in report.outcomes:
+        if not outcome.asset.startswith("catalog"):
+            assert outcome.checks and all(outcome.checks.values()), outcome
+        assert outcome.seconds is not None and outcome.seconds >= 0
+    home = everywhere.root("data832_scratch") / "BLS-00564_dyp"
+    tiffs = sorted((home / "rec20260102_090000_full").iterdir())
+    assert [t.name for t in tiffs] == [f"20260102_090000_full_{i:05d}.tiff" for i in range(4)]
+    assert (home / "rec20260102_090000_full.zarr").is_dir()
+    raw = everywhere.root("data832_raw") / "BLS-00564_dyp" / "20260102_090000_full.h5"
+    assert raw.read_bytes() == (
+        everywhere.root("spot832") / "BLS-00564_dyp" / "20260102_090000_full.h5"
+    ).read_bytes()
+    recon = instance.fetch_materializations(
+        dg.AssetRecordsFilter(keys.key("nersc", "recon_tiff"), ["20260102_090000_full"]), 1
+    ).records[0].asset_materialization
+    assert recon.metadata["slices"].value == 4
+    assert "centre" in recon.metadata
+
+
+def test_export_controlled_scan_leaves_zero_bytes_off_site(
+    site: Settings, instance: dg.DagsterInstance
+) -> None:
+    everywhere = _everywhere(site)
+    report = _run_one(
+        everywhere, instance, "F/20260102_090001_itar.h5", export_control=True
+    )
+    assert report.succeeded and [o.asset for o in report.outcomes] == ["data832/raw_scan"]
+    off_site = [ep.root for ep in everywhere.endpoints.values() if not ep.onsite]
+    written = sum(p.stat().st_size for root in off_site if root.exists()
+                  for p in root.rglob("*") if p.is_file())
+    assert written == 0
+    if everywhere.catalog_db.exists():
+        with sqlite3.connect(everywhere.catalog_db) as db:
+            tables = [r[0] for r in db.execute("select name from sqlite_master where type='table'")]
+            assert all(
+                db.execute(f"select count(*) from {t}").fetchone()[0] == 0 for t in tables
+            )
+
+
+def test_failed_reconstruction_fails_the_asset_with_the_payload_error(
+    site: Settings, instance: dg.DagsterInstance
+) -> None:
+    detector_scan(site, "F/20260102_090002_broken.h5")
+    tick = evaluate_tick(site, instance, None)
+    register(instance, tick)
+    # The NERSC copy is replaced by a file the payload cannot read, after the copy was made.
+    defs = build_definitions(site)
+    [request] = tick.run_requests
+    copy_only = request.with_replaced_attrs(asset_selection=[keys.BEAMLINE_RAW,
+                                                             keys.key("nersc", "raw_scan")])
+    assert execute(defs, instance, copy_only).succeeded
+    (site.root("nersc_cfs") / "F" / "20260102_090002_broken.h5").write_bytes(b"garbage")
+    recon_only = request.with_replaced_attrs(asset_selection=[keys.key("nersc", "recon_tiff")])
+    report = execute(defs, instance, recon_only)
+    [outcome] = report.outcomes
+    assert outcome.status == "failed"
+    assert "exited with code" in outcome.error
+    assert not (site.root("nersc_pscratch") / "F" / "rec20260102_090002_broken").exists()
+
+
+@pytest.mark.postgres
+def test_full_graph_on_postgres_storage(site: Settings, tmp_path: Path) -> None:
+    overrides = {
+        "storage": {
+            "postgres": {
+                "postgres_db": {
+                    "hostname": "127.0.0.1", "port": 5432, "username": "postgres",
+                    "password": "", "db_name": "test",
+                }
+            }
+        }
+    }
+    with dg.instance_for_test(overrides=overrides, temp_dir=str(tmp_path / "pg")) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        name = f"20260102_{uuid.uuid4().hex[:6]}_pg"
+        report = _run_one(site, instance, f"F/{name}.h5")
+        assert report.succeeded, report.failures()
+        assert len(report.outcomes) == 8
+        assert instance.has_dynamic_partition("scans", name)
+        record = instance.get_run_by_id(report.run_id)
+        assert record is not None and record.is_success

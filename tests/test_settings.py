@@ -1,0 +1,104 @@
+"""Settings: defaults that run, YAML overrides with ${ENV}, errors naming the field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bl832_assets.settings import SettingsError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BL832_CONFIG", raising=False)
+    monkeypatch.delenv("BL832_HOME", raising=False)
+
+
+def test_defaults_give_an_embedded_site_under_bl832_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BL832_HOME", str(tmp_path / "site"))
+    settings = load_settings()
+    assert settings.home == tmp_path / "site"
+    assert settings.root("data832_raw") == tmp_path / "site" / "data832" / "raw"
+    assert settings.retention_days == {
+        "spot832": 1, "data832_raw": 35, "data832_scratch": 14,
+        "nersc_pscratch": 7, "alcf_raw": 1, "alcf_scratch": 1,
+    }
+    assert settings.decision.recon_facilities() == ("nersc",)
+    assert settings.location_is_onsite("data832")
+    assert not settings.location_is_onsite("nersc")
+    assert not settings.location_is_onsite("catalog")
+
+
+def test_yaml_file_overrides_and_expands_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCRATCH_ROOT", "/big/disk")
+    config = tmp_path / "site.yaml"
+    config.write_text(
+        "home: " + str(tmp_path) + "\n"
+        "decision: {alcf_recon: true}\n"
+        "endpoints:\n"
+        "  spot832: {facility: als, root: spot, onsite: true}\n"
+        "  data832_raw: {facility: als, root: '${SCRATCH_ROOT}/raw', onsite: true}\n"
+        "  data832_scratch: {facility: als, root: '${MISSING_VAR:-scratch}', onsite: true}\n"
+        "  nersc_cfs: {facility: nersc, root: n/cfs, onsite: false}\n"
+        "  nersc_pscratch: {facility: nersc, root: n/ps, onsite: false}\n"
+        "  alcf_raw: {facility: alcf, root: a/raw, onsite: false}\n"
+        "  alcf_scratch: {facility: alcf, root: a/scratch, onsite: false}\n"
+        "hpc:\n"
+        "  nersc: {raw: nersc_cfs, scratch: nersc_pscratch}\n"
+        "  alcf: {raw: alcf_raw, scratch: alcf_scratch}\n"
+        "retention_days: {spot832: 2}\n"
+    )
+    monkeypatch.setenv("BL832_CONFIG", str(config))
+    settings = load_settings()
+    assert settings.root("data832_raw") == Path("/big/disk/raw")
+    assert settings.root("data832_scratch") == tmp_path / "scratch"
+    assert settings.decision.recon_facilities() == ("nersc", "alcf")
+    assert settings.retention_days == {"spot832": 2}
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("decision: {nersc_recon: maybe}\n", "decision.nersc_recon"),
+        ("sensor: {settle_seconds: -1}\n", "sensor.settle_seconds"),
+        ("retention_days: {nowhere: 3}\n", "retention_days.nowhere"),
+        ("decison: {}\n", "decison"),
+        ("detector: nowhere\n", "detector"),
+        ("endpoints:\n  spot832: {facility: als, root: '${NOT_SET_ANYWHERE}', onsite: true}\n",
+         "NOT_SET_ANYWHERE"),
+        ("- just\n- a list\n", "top level"),
+    ],
+)
+def test_invalid_file_fails_at_load_naming_file_and_field(
+    tmp_path: Path, text: str, named: str
+) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    with pytest.raises(SettingsError) as failure:
+        load_settings(config)
+    assert str(config) in str(failure.value)
+    assert named in str(failure.value)
+
+
+def test_config_show_masks_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "site.yaml"
+    config.write_text(
+        f"home: {tmp_path}\n"
+        "catalog: {url: 'http://scicat.local/api/v3', username: ingestor, password: hunter2-pw}\n"
+        "globus: {client_id: abc, client_secret: '${GLOBUS_SECRET}'}\n"
+    )
+    env = {"BL832_CONFIG": str(config), "GLOBUS_SECRET": "s3cr3t-value", "PATH": "/usr/bin"}
+    shown = subprocess.run(
+        [sys.executable, "-m", "bl832_assets", "config", "show"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout
+    assert "hunter2-pw" not in shown and "s3cr3t-value" not in shown
+    assert shown.count("**********") == 2
+    assert "ingestor" in shown and "data832_raw" in shown
