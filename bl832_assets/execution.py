@@ -70,10 +70,10 @@ def summarise(result: dg.ExecuteInProcessResult, selected: list[dg.AssetKey]) ->
     errors: dict[str, str] = {}
     for event in result.all_events:
         if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
-            mat = event.asset_materialization
+            mat = event.materialization
             metadata[mat.asset_key] = {k: v.value for k, v in mat.metadata.items()}
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
-            evaluation = event.event_specific_data
+            evaluation = event.asset_check_evaluation_data
             checks.setdefault(evaluation.asset_key, {})[evaluation.check_name] = evaluation.passed
         elif event.event_type == dg.DagsterEventType.STEP_FAILURE and event.step_key:
             error = event.step_failure_data.error

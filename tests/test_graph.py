@@ -124,10 +124,13 @@ def test_full_graph_on_postgres_storage(site: Settings, tmp_path: Path) -> None:
                 "postgres_db": {
                     "hostname": "127.0.0.1", "port": 5432, "username": "postgres",
                     "password": "", "db_name": "test",
+                    # SQLAlchemy 2.1 defaults to psycopg 3; dagster-postgres ships psycopg2.
+                    "scheme": "postgresql+psycopg2",
                 }
             }
         }
     }
+    (tmp_path / "pg").mkdir()
     with dg.instance_for_test(overrides=overrides, temp_dir=str(tmp_path / "pg")) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         name = f"20260102_{uuid.uuid4().hex[:6]}_pg"

@@ -97,11 +97,13 @@ def _dataset(f: h5py.File, name: str) -> h5py.Dataset:
     return node
 
 
-def _read(f: h5py.File, dataset: h5py.Dataset) -> object:
+def _read(dataset: h5py.Dataset) -> object:
     try:
         return dataset[()]
     except (OSError, RuntimeError, ValueError) as error:
-        raise ScanFormatError(f.filename, dataset.name, f"unreadable ({error})") from error
+        raise ScanFormatError(
+            dataset.file.filename, dataset.name, f"unreadable ({error})"
+        ) from error
 
 
 def _json_value(value: object) -> object:
@@ -109,8 +111,8 @@ def _json_value(value: object) -> object:
     arrays unwrapped, NaN turned into None (JSON has no NaN)."""
     if isinstance(value, np.ndarray):
         value = value.reshape(-1)[0] if value.size == 1 else value.tolist()
-    if isinstance(value, bytes | np.bytes_):
-        return bytes(value).decode("utf-8", errors="replace").strip().strip("\x00")
+    if isinstance(value, bytes):  # fixed-length strings come padded with NULs or spaces
+        return value.decode("utf-8", errors="replace").strip("\x00 \t\r\n")
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -122,7 +124,7 @@ def _text(f: h5py.File, name: str) -> str:
     """An optional text field; absent means unknown, which the catalog stores as ""."""
     if name not in f:
         return ""
-    value = _json_value(_read(f, _dataset(f, name)))
+    value = _json_value(_read(_dataset(f, name)))
     return "" if value is None else str(value).strip()
 
 
@@ -131,7 +133,7 @@ def _export_control(f: h5py.File) -> bool:
     the acquisition software must never let data leave the ALS."""
     if EXPORT_CONTROL not in f:
         return False
-    value = _json_value(_read(f, _dataset(f, EXPORT_CONTROL)))
+    value = _json_value(_read(_dataset(f, EXPORT_CONTROL)))
     if isinstance(value, bool | int | float):
         return bool(value)
     word = str(value).strip().lower()
@@ -140,7 +142,7 @@ def _export_control(f: h5py.File) -> bool:
 
 def _pixel_size_mm(f: h5py.File) -> float:
     dataset = _dataset(f, PIXEL_SIZE_MM)
-    values = np.asarray(_read(f, dataset)).reshape(-1)
+    values = np.asarray(_read(dataset)).reshape(-1)
     if values.size == 0 or values.dtype.kind not in "iuf":
         raise ScanFormatError(f.filename, PIXEL_SIZE_MM, "is not a number")
     size = float(values[0])
@@ -156,7 +158,7 @@ def _scientific(f: h5py.File) -> dict[str, object]:
 
     def visit(name: str, node: object) -> None:
         if isinstance(node, h5py.Dataset) and node.size == 1 and node.dtype.kind in "biufSO":
-            found[node.name.lstrip("/")] = _json_value(_read(f, node))
+            found[node.name.lstrip("/")] = _json_value(_read(node))
 
     for group in _SCIENTIFIC_GROUPS:
         if isinstance(f.get(group), h5py.Group):
@@ -267,7 +269,7 @@ def open_scan(path: str | Path) -> Iterator[Scan]:
     path = Path(path)
     with _open_file(path) as f:
         metadata = _metadata(f, path)
-        theta_degrees = np.asarray(_read(f, f[THETA]), dtype=np.float64)
+        theta_degrees = np.asarray(_read(f[THETA]), dtype=np.float64)
         if not np.isfinite(theta_degrees).all():
             raise ScanFormatError(path, THETA, "non-finite angles")
         yield Scan(

@@ -22,7 +22,7 @@ def run_recon(scan: Path, out_dir: Path) -> dict[str, object]:
             "path": str(summary.output_dir),
             "slices": summary.slices,
             "shape": list(summary.shape),
-            "rotation_centre": summary.centre,
+            "centre": summary.centre,
             "pixel_size_um": summary.pixel_size_um,
             "min_value": summary.min_value,
             "max_value": summary.max_value,

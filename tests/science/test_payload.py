@@ -25,7 +25,7 @@ def test_recon_then_pyramid_return_json_metadata_and_log_progress_to_stderr(
     assert recon["path"] == str(tmp_path / "scratch" / f"rec{stem}")
     assert recon["slices"] == 6 and recon["shape"] == [6, 64, 64]
     assert recon["pixel_size_um"] == pytest.approx(0.65)
-    assert isinstance(recon["rotation_centre"], float)
+    assert isinstance(recon["centre"], float)
     pyramid = run_pyramid(Path(recon["path"]), tmp_path / "scratch" / f"rec{stem}.zarr")
     assert pyramid["levels"] == [[6, 64, 64]]
     assert pyramid["pixel_size_um"] == pytest.approx(0.65)
