@@ -34,4 +34,4 @@ bench: venv
 
 lint: venv
 	$(BIN)/ruff check bl832_assets tests benchmarks
-	$(BIN)/dg check defs
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs

@@ -55,6 +55,8 @@ def execute(
     """Materialize a requested scan's assets (and their checks), in this process."""
     job = defs.resolve_implicit_global_asset_job_def()
     result = job.execute_in_process(
+        # Every event still goes to the instance; the terminal only hears about problems.
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         instance=instance,
         partition_key=request.partition_key,
         asset_selection=request.asset_selection,
@@ -89,7 +91,7 @@ def summarise(result: dg.ExecuteInProcessResult, selected: list[dg.AssetKey]) ->
             AssetOutcome(
                 asset=key.to_user_string(),
                 status=status,
-                location=str(found.get("path", "")) if found else "",
+                location=str(found.get("path") or found.get("pid") or "") if found else "",
                 size_bytes=int(size) if isinstance(size, int | float) else None,
                 seconds=float(seconds) if isinstance(seconds, int | float) else None,
                 checks=checks.get(key, {}),

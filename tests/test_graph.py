@@ -46,7 +46,7 @@ def test_definitions_load() -> None:
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == EVERY_ASSET | {
         "spot832/raw_scan"
     }
-    assert defs.get_sensor_def("new_scans") is not None
+    assert defs.resolve_sensor_def("new_scans") is not None
 
 
 def test_every_asset_materializes_and_every_check_passes(

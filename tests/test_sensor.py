@@ -51,7 +51,7 @@ def test_the_real_sensor_definition_returns_valid_requests(
 ) -> None:
     detector_scan(site, "F/20260101_120001_rock.h5")
     defs = build_definitions(site)
-    sensor = defs.get_sensor_def("new_scans")
+    sensor = defs.resolve_sensor_def("new_scans")
     context = dg.build_sensor_context(instance=instance, definitions=defs)
     result = sensor(context)
     assert _requested(result) == ["20260101_120001_rock"]

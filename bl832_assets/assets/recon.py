@@ -18,7 +18,9 @@ from bl832_assets.settings import Settings
 def _materialization(
     settings: Settings, endpoint: str, outcome: ComputeOutcome
 ) -> dg.MaterializeResult:
-    reported = {k: v for k, v in outcome.reported.items() if k not in ("path", "relative_path")}
+    reported = {k: v for k, v in outcome.reported.items() if k not in ("path", "seconds")}
+    if "seconds" in outcome.reported:  # the payload's own time, without queue and start-up
+        reported["payload_seconds"] = outcome.reported["seconds"]
     return dg.MaterializeResult(
         metadata={
             **reported,

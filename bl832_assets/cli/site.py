@@ -40,12 +40,11 @@ def _place_on_detector(settings: Settings, scan: Path, folder: str) -> str:
     return relative
 
 
-def _report(report: RunReport) -> int:
+def _report(report: RunReport, scan: Path) -> int:
     print(render(report))
     if report.succeeded:
         return 0
-    for line in report.failures():
-        print(f"failed: {line}", file=sys.stderr)
+    print(f"bl832: {scan}: {'; '.join(report.failures())}", file=sys.stderr)
     return 1
 
 
@@ -68,7 +67,8 @@ def _run(settings: Settings, announced: dg.SensorResult) -> int:
     for request in announced.run_requests or []:
         report = execute(defs, instance, request)
         print(f"\nrun {report.run_id} for scan {request.partition_key}")
-        status |= _report(report)
+        event = next(e for e in announced.asset_events if e.partition == request.partition_key)
+        status |= _report(report, Path(str(event.metadata["path"].value)))
         _preview(settings, report)
     return status
 

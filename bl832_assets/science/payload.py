@@ -13,6 +13,10 @@ from bl832_assets.science.recon import reconstruct_scan
 from bl832_assets.science.reporting import open_reporter
 
 
+def _size_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
 def run_recon(scan: Path, out_dir: Path) -> dict[str, object]:
     """Reconstruct ``scan`` into ``<out_dir>/rec<stem>/``."""
     with open_reporter() as reporter:
@@ -20,6 +24,7 @@ def run_recon(scan: Path, out_dir: Path) -> dict[str, object]:
         summary = reconstruct_scan(scan, out_dir, progress=reporter.progress)
         metadata: dict[str, object] = {
             "path": str(summary.output_dir),
+            "size_bytes": _size_bytes(summary.output_dir),
             "slices": summary.slices,
             "shape": list(summary.shape),
             "centre": summary.centre,
@@ -39,6 +44,7 @@ def run_pyramid(tiff_dir: Path, out_zarr: Path) -> dict[str, object]:
         summary = build_pyramid(tiff_dir, out_zarr)
         metadata: dict[str, object] = {
             "path": str(summary.path),
+            "size_bytes": _size_bytes(summary.path),
             "levels": [list(shape) for shape in summary.levels],
             "pixel_size_um": summary.pixel_size_um,
             "seconds": round(summary.seconds, 3),

@@ -29,6 +29,7 @@ PARTIAL_MARKER = ".partial-"
 # copy_file_range errors that mean "not here" (an old kernel, another filesystem type), after
 # which the same copy is done through user space instead.
 _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP}
+_CAN_EVICT = hasattr(os, "posix_fadvise")  # absent on macOS, where copies just stay cached
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,8 @@ def _copy_and_hash(src_fd: int, dst_fd: int) -> tuple[int, str, str]:
     """
     progress = _Progress()
     with ThreadPoolExecutor(2) as pool:
-        source_hash = pool.submit(_hash_fd, src_fd, lambda offset: None)
-        copy_hash = pool.submit(_hash_fd, dst_fd, progress.wait_past)
+        source_hash = pool.submit(_hash_fd, src_fd, lambda offset: None, evict=False)
+        copy_hash = pool.submit(_hash_fd, dst_fd, progress.wait_past, evict=_CAN_EVICT)
         try:
             size = _copy_fd(src_fd, dst_fd, progress.advance)
         finally:
@@ -141,11 +142,14 @@ def _user_step(src_fd: int, dst_fd: int, offset: int) -> int:
     return len(data)
 
 
-def _hash_fd(fd: int, wait_past: Callable[[int], int | None]) -> str:
+def _hash_fd(fd: int, wait_past: Callable[[int], int | None], *, evict: bool) -> str:
     """sha256 of an open file read with ``pread`` (the copier's offsets stay untouched).
 
     ``wait_past(offset)`` blocks until more than ``offset`` bytes may be read and returns how
-    many, or returns None to mean "read to the end of the file".
+    many, or returns None to mean "read to the end of the file". With ``evict``, each hashed
+    range is dropped from the page cache: that starts writing it to disk at once, so the final
+    fsync has little left to wait for, and a large scan does not push everything else out of
+    memory.
     """
     digest = hashlib.sha256()
     buffer = bytearray(READ_CHUNK)
@@ -160,6 +164,8 @@ def _hash_fd(fd: int, wait_past: Callable[[int], int | None]) -> str:
         if count == 0:
             return digest.hexdigest()
         digest.update(view[:count])
+        if evict:
+            os.posix_fadvise(fd, offset, count, os.POSIX_FADV_DONTNEED)
         offset += count
 
 

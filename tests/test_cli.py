@@ -1,0 +1,87 @@
+"""The ``bl832`` command as a user meets it: exit codes, one-line errors, nothing left behind."""
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from bl832_assets.cli.main import main
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    site = tmp_path / "site"
+    monkeypatch.setenv("BL832_HOME", str(site))
+    monkeypatch.setenv("DAGSTER_HOME", str(site / "dagster"))
+    monkeypatch.delenv("BL832_CONFIG", raising=False)
+    return site
+
+
+def _files_under(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+
+
+def test_process_places_the_scan_and_materializes_the_decided_graph(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scan = tmp_path / "incoming" / "20260103_100000_cli.h5"
+    assert main(["synth", str(scan), "--columns", "32", "--rows", "2", "--angles", "31"]) == 0
+    assert main(["process", str(scan)]) == 0
+    table = capsys.readouterr().out
+    for asset in ("data832/raw_scan", "nersc/recon_zarr", "catalog/derived_dataset"):
+        assert asset in table
+    assert (home / "spot832" / "BLS-00564" / scan.name).read_bytes() == scan.read_bytes()
+    assert (home / "data832" / "scratch" / "BLS-00564" / "rec20260103_100000_cli").is_dir()
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_dynamic_partitions("scans") == ["20260103_100000_cli"]
+    # Processing again is allowed and finds every copy already in place.
+    assert main(["process", str(scan)]) == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("20260103_100001_text.h5", b"plain text, not HDF5", "HDF5"),
+        ("bad..name.h5", b"", "'..'"),
+    ],
+)
+def test_process_refuses_bad_input_naming_the_file_and_placing_nothing(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    name: str, content: bytes, reason: str,
+) -> None:
+    bad = tmp_path / name
+    bad.write_bytes(content)
+    assert main(["process", str(bad)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert name in error and reason in error
+    assert _files_under(home / "spot832") == []
+
+
+def test_process_of_a_missing_file_names_it(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["process", str(tmp_path / "nowhere.h5")]) == 1
+    assert "nowhere.h5" in capsys.readouterr().err
+
+
+def test_recon_of_a_truncated_scan_fails_with_the_file_and_leaves_no_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scan = tmp_path / "20260103_100002_cut.h5"
+    main(["synth", str(scan), "--columns", "32", "--rows", "2", "--angles", "31"])
+    scan.write_bytes(scan.read_bytes()[: scan.stat().st_size // 2])
+    assert main(["recon", str(scan), str(tmp_path / "out")]) == 1
+    assert str(scan) in capsys.readouterr().err
+    assert _files_under(tmp_path / "out") == []
+
+
+def test_invalid_settings_file_fails_naming_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "site.yaml"
+    config.write_text("sensor: {interval_seconds: zero}\n")
+    monkeypatch.setenv("BL832_CONFIG", str(config))
+    assert main(["config", "show"]) == 1
+    error = capsys.readouterr().err
+    assert str(config) in error and "sensor.interval_seconds" in error
