@@ -7,6 +7,7 @@ run the sensor would have requested, recorded in the same instance, so it shows 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import dagster as dg
 
@@ -66,6 +67,25 @@ def execute(
     return summarise(result, request.asset_selection or [])
 
 
+class _ErrorInfo(Protocol):
+    """The part of Dagster's serialized error that a one-line reason needs."""
+
+    cls_name: str | None
+    message: str
+    cause: _ErrorInfo | None
+
+
+def _reason(error: _ErrorInfo | None) -> str:
+    """The first line of what actually went wrong, not of Dagster's wrapper around it."""
+    while error is not None and error.cause is not None and "DagsterExecution" in (
+        error.cls_name or ""
+    ):
+        error = error.cause
+    if error is None:
+        return "failed"
+    return f"{error.cls_name}: {error.message.strip().splitlines()[0]}"
+
+
 def summarise(result: dg.ExecuteInProcessResult, selected: list[dg.AssetKey]) -> RunReport:
     metadata: dict[dg.AssetKey, dict[str, object]] = {}
     checks: dict[dg.AssetKey, dict[str, bool]] = {}
@@ -78,8 +98,7 @@ def summarise(result: dg.ExecuteInProcessResult, selected: list[dg.AssetKey]) ->
             evaluation = event.asset_check_evaluation_data
             checks.setdefault(evaluation.asset_key, {})[evaluation.check_name] = evaluation.passed
         elif event.event_type == dg.DagsterEventType.STEP_FAILURE and event.step_key:
-            error = event.step_failure_data.error
-            errors[event.step_key] = error.message.strip().splitlines()[0] if error else "failed"
+            errors[event.step_key] = _reason(event.step_failure_data.error)
     outcomes = []
     for key in sorted(selected, key=lambda k: k.to_user_string()):
         found = metadata.get(key)

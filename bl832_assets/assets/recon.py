@@ -6,12 +6,14 @@ become the materialization's metadata.
 """
 
 
+from collections.abc import Callable
+
 import dagster as dg
 
 from bl832_assets import keys
 from bl832_assets.assets.records import require_metadata
 from bl832_assets.partitions import scans
-from bl832_assets.resources.compute.base import ComputeOutcome
+from bl832_assets.resources.compute.base import ComputeOutcome, ComputeResource
 from bl832_assets.settings import Settings
 
 
@@ -33,48 +35,64 @@ def _materialization(
     )
 
 
+Step = Callable[[ComputeResource, dg.AssetExecutionContext, str], ComputeOutcome]
+
+
+def _facility_step(
+    settings: Settings,
+    facility: str,
+    *,
+    key: dg.AssetKey,
+    upstream: dg.AssetKey,
+    description: str,
+    kind: str,
+    step: Step,
+) -> dg.AssetsDefinition:
+    """An asset made by a payload job at ``facility`` from the data ``upstream`` recorded."""
+    scratch = settings.hpc[facility].scratch
+
+    @dg.asset(
+        key=key,
+        deps=[upstream],
+        description=description,
+        kinds={kind, facility},
+        partitions_def=scans,
+        group_name=facility,
+        tags={"location": facility},
+        pool=facility,
+        required_resource_keys={facility},
+    )
+    def facility_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        source = str(require_metadata(context, upstream)["relative_path"])
+        outcome = step(getattr(context.resources, facility), context, source)
+        return _materialization(settings, scratch, outcome)
+
+    return facility_asset
+
+
 def build_recon(settings: Settings, facility: str) -> list[dg.AssetsDefinition]:
     """The TIFF stack and the pyramid a facility makes from its raw copy."""
-    scratch = settings.hpc[facility].scratch
-    raw_key = keys.key(facility, keys.RAW_SCAN)
     tiff_key = keys.key(facility, keys.RECON_TIFF)
-    zarr_key = keys.key(facility, keys.RECON_ZARR)
-    common = {
-        "partitions_def": scans,
-        "group_name": facility,
-        "tags": {"location": facility},
-        "pool": facility,
-        "required_resource_keys": {facility},
-    }
-
-    @dg.asset(
-        key=tiff_key,
-        deps=[raw_key],
-        description=f"Float32 TIFF slices reconstructed at {facility.upper()}, one per detector "
-        "row, in <folder>/rec<scan>/ on the facility's scratch storage.",
-        kinds={"tiff", facility},
-        **common,
-    )
-    def recon_tiff(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        raw = require_metadata(context, raw_key)
-        outcome = getattr(context.resources, facility).reconstruct(
-            context, str(raw["relative_path"])
-        )
-        return _materialization(settings, scratch, outcome)
-
-    @dg.asset(
-        key=zarr_key,
-        deps=[tiff_key],
-        description=f"OME-Zarr multiscale pyramid of the {facility.upper()} reconstruction, "
-        "with its physical scale in micrometres, beside the TIFF folder.",
-        kinds={"zarr", facility},
-        **common,
-    )
-    def recon_zarr(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        tiffs = require_metadata(context, tiff_key)
-        outcome = getattr(context.resources, facility).build_pyramid(
-            context, str(tiffs["relative_path"])
-        )
-        return _materialization(settings, scratch, outcome)
-
-    return [recon_tiff, recon_zarr]
+    name = facility.upper()
+    return [
+        _facility_step(
+            settings,
+            facility,
+            key=tiff_key,
+            upstream=keys.key(facility, keys.RAW_SCAN),
+            description=f"Float32 TIFF slices reconstructed at {name}, one per detector row, "
+            "in <folder>/rec<scan>/ on the facility's scratch storage.",
+            kind="tiff",
+            step=lambda compute, context, scan: compute.reconstruct(context, scan),
+        ),
+        _facility_step(
+            settings,
+            facility,
+            key=keys.key(facility, keys.RECON_ZARR),
+            upstream=tiff_key,
+            description=f"OME-Zarr multiscale pyramid of the {name} reconstruction, with its "
+            "physical scale in micrometres, beside the TIFF folder.",
+            kind="zarr",
+            step=lambda compute, context, tiffs: compute.build_pyramid(context, tiffs),
+        ),
+    ]
