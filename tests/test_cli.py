@@ -1,11 +1,13 @@
 """The ``bl832`` command as a user meets it: exit codes, one-line errors, nothing left behind."""
 
+import sqlite3
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from bl832_assets.cli.main import main
+from bl832_assets.resources.catalog.local import LocalCatalogResource
 
 
 @pytest.fixture
@@ -34,8 +36,17 @@ def test_process_places_the_scan_and_materializes_the_decided_graph(
     assert (home / "data832" / "scratch" / "BLS-00564" / "rec20260103_100000_cli").is_dir()
     with dg.DagsterInstance.get() as instance:
         assert instance.get_dynamic_partitions("scans") == ["20260103_100000_cli"]
-    # Processing again is allowed and finds every copy already in place.
+    catalog = LocalCatalogResource(database=str(home / "catalog.sqlite"))
+    first = catalog.find_raw("20260103_100000_cli")
+    # Processing again is allowed, finds every copy in place and updates the same records.
     assert main(["process", str(scan)]) == 0
+    again = catalog.find_raw("20260103_100000_cli")
+    assert first is not None and again is not None and again.pid == first.pid
+    with sqlite3.connect(home / "catalog.sqlite") as db:
+        assert db.execute("select count(*) from datasets").fetchone()[0] == 2  # raw + derived
+    with sqlite3.connect(home / "transfers.sqlite") as db:
+        skipped = db.execute("select sum(files_skipped) from tasks").fetchone()[0]
+    assert skipped > 0
 
 
 @pytest.mark.parametrize(

@@ -140,3 +140,48 @@ def test_full_graph_on_postgres_storage(site: Settings, tmp_path: Path) -> None:
         assert instance.has_dynamic_partition("scans", name)
         record = instance.get_run_by_id(report.run_id)
         assert record is not None and record.is_success
+
+
+def test_failed_transfer_fails_the_asset_and_leaves_nothing_partial(
+    site: Settings, instance: dg.DagsterInstance
+) -> None:
+    scan = detector_scan(site, "F/20260102_090003_vanished.h5")
+    tick = evaluate_tick(site, instance, None)
+    register(instance, tick)
+    scan.unlink()  # pruned or lost between the sensor tick and the copy
+    report = execute(build_definitions(site), instance, tick.run_requests[0])
+    outcome = {o.asset: o for o in report.outcomes}
+    assert outcome["data832/raw_scan"].status == "failed"
+    assert "TransferFailed" in outcome["data832/raw_scan"].error
+    assert "20260102_090003_vanished.h5" in outcome["data832/raw_scan"].error
+    assert outcome["nersc/recon_tiff"].status == "skipped"
+    assert not any(site.root("data832_raw").rglob("*vanished*"))
+    with sqlite3.connect(site.transfer_db) as db:
+        assert db.execute("select status from tasks").fetchall() == [("FAILED",)]
+
+
+def test_corrupted_copy_fails_its_checksum_check(
+    site: Settings, instance: dg.DagsterInstance
+) -> None:
+    copy_only = Settings(home=site.home, sensor=site.sensor,
+                         decision=Decision(new_file_832=True, nersc_recon=False))
+    report = _run_one(copy_only, instance, "F/20260102_090004_flip.h5")
+    assert report.succeeded
+    copy = copy_only.root("data832_raw") / "F" / "20260102_090004_flip.h5"
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    defs = build_definitions(copy_only)
+    check = dg.AssetCheckKey(keys.BEAMLINE_RAW, "copy_matches_source")
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection=set(), asset_check_selection={check}
+    )
+    result = job.execute_in_process(
+        instance=instance, partition_key="20260102_090004_flip", raise_on_error=False
+    )
+    [evaluation] = [
+        e.asset_check_evaluation_data for e in result.all_events
+        if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ]
+    assert not evaluation.passed
+    assert evaluation.metadata["differing"].value == ["20260102_090004_flip.h5"]
