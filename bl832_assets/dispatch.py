@@ -25,7 +25,6 @@ class Dispatch:
     relative_path: str
     materialization: dg.AssetMaterialization
     assets: frozenset[dg.AssetKey]
-    export_control: bool
 
     def run_request(self, **tags: str) -> dg.RunRequest:
         return dg.RunRequest(
@@ -49,7 +48,6 @@ def prepare(settings: Settings, relative_path: str) -> Dispatch:
         relative_path=relative_path,
         materialization=observed(key, relative_path, path, metadata),
         assets=decide(settings, export_control=metadata.export_control),
-        export_control=metadata.export_control,
     )
 
 

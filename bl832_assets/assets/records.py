@@ -43,14 +43,6 @@ def latest_record(
     return Recorded(asset_key, values, record.timestamp)
 
 
-def latest_metadata(
-    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str
-) -> Mapping[str, Any] | None:
-    """Plain values of the newest materialization's metadata, or None if there is none."""
-    found = latest_record(instance, asset_key, partition)
-    return None if found is None else found.metadata
-
-
 def newest_of(
     context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
     asset_keys: list[dg.AssetKey],
