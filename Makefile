@@ -30,7 +30,11 @@ dev: venv $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: venv
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/bench_copy.py
+	$(BIN)/python benchmarks/bench_pyramid.py
+	$(BIN)/python benchmarks/bench_recon.py
+	$(BIN)/python benchmarks/bench_scan.py
 
 lint: venv
 	$(BIN)/ruff check bl832_assets tests benchmarks

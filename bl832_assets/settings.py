@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bl832_assets.science.options import ReconOptions
+
 FACILITIES = ("nersc", "alcf", "olcf")
 """HPC facilities that can reconstruct a scan, in the order their results are preferred."""
 
@@ -165,6 +167,10 @@ class Settings(_Model):
     decision: Decision = Field(default_factory=Decision)
     retention_days: dict[str, float] = Field(default_factory=_default_retention)
     sensor: SensorSettings = Field(default_factory=SensorSettings)
+    recon: ReconOptions = Field(
+        default_factory=ReconOptions,
+        description="Site-wide reconstruction options; a run's config overrides them per scan.",
+    )
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     globus: GlobusSettings = Field(default_factory=GlobusSettings)
     backends: Backends = Field(default_factory=Backends)

@@ -6,6 +6,7 @@ raw record. Re-registering a scan updates its record and keeps its identifier.
 """
 
 
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +19,7 @@ from bl832_assets.partitions import scans
 from bl832_assets.resources.catalog.base import CatalogRecord, CatalogResource, FileEntry
 from bl832_assets.resources.transfer.base import TransferResource
 from bl832_assets.science.dx import read_metadata
+from bl832_assets.science.preview import data_uri, write_projection_thumbnail
 from bl832_assets.settings import FACILITIES
 
 
@@ -61,10 +63,20 @@ def raw_dataset(
     started = time.monotonic()
     copy = require_metadata(context, keys.BEAMLINE_RAW)
     path = Path(str(copy["path"]))
+    with tempfile.TemporaryDirectory() as scratch:
+        thumbnail = data_uri(write_projection_thumbnail(path, Path(scratch) / "thumbnail.png"))
     record = catalog.ingest_raw(
-        str(path), read_metadata(path), _entries(path, {path.name: str(copy["sha256"])})
+        str(path),
+        read_metadata(path),
+        _entries(path, {path.name: str(copy["sha256"])}),
+        thumbnail=thumbnail,
     )
-    return dg.MaterializeResult(metadata=_record_metadata(record, started))
+    return dg.MaterializeResult(
+        metadata={
+            **_record_metadata(record, started),
+            "thumbnail": dg.MetadataValue.md(f"![first projection]({thumbnail})"),
+        }
+    )
 
 
 @dg.asset(

@@ -40,8 +40,9 @@ def build_asset_graph(settings: Settings) -> AssetGraph:
         )
         graph += build_recon(settings, facility)
     graph += build_home(settings)
+    reconstructions = [keys.key(f, keys.RECON_TIFF) for f in settings.hpc]
     graph += [
-        tiff_stack_check(keys.key(location, keys.RECON_TIFF))
+        tiff_stack_check(keys.key(location, keys.RECON_TIFF), reconstructions)
         for location in [*settings.hpc, keys.BEAMLINE]
     ]
     graph += [

@@ -7,22 +7,37 @@ from pathlib import Path
 import dagster as dg
 
 from bl832_assets import keys
-from bl832_assets.assets.records import require_metadata
+from bl832_assets.assets.records import newest_of, require_metadata
 from bl832_assets.partitions import scans
+from bl832_assets.science.options import ReconOptions
 from bl832_assets.science.verify import halves, inspect_tiff_stack, pyramid_level_shapes
 
 
-def tiff_stack_check(asset_key: dg.AssetKey) -> dg.AssetChecksDefinition:
+def _expected_slices(
+    context: dg.AssetCheckExecutionContext, recorded: dict, reconstructions: list[dg.AssetKey]
+) -> int:
+    """Slices the options used promise for this scan's detector rows. A copy brought home
+    records no options; they are those of the reconstruction it was copied from."""
+    if "options" not in recorded:
+        recorded = dict(newest_of(context, reconstructions).metadata)
+    rows = int(require_metadata(context, keys.DETECTOR_RAW)["shape"][1])
+    return ReconOptions.from_mapping(dict(recorded["options"])).output_slices(rows)
+
+
+def tiff_stack_check(
+    asset_key: dg.AssetKey, reconstructions: list[dg.AssetKey]
+) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=asset_key,
         name="slices_complete_and_finite",
-        description="One TIFF per detector row, none holding NaN or infinity.",
+        description="One TIFF per reconstructed detector row, none holding NaN or infinity.",
         blocking=True,
         partitions_def=scans,
     )
     def check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        folder = Path(str(require_metadata(context, asset_key)["path"]))
-        expected = int(require_metadata(context, keys.DETECTOR_RAW)["shape"][1])
+        recorded = dict(require_metadata(context, asset_key))
+        folder = Path(str(recorded["path"]))
+        expected = _expected_slices(context, recorded, reconstructions)
         report = inspect_tiff_stack(folder)
         passed = report.slices == expected and not report.non_finite_slices
         return dg.AssetCheckResult(

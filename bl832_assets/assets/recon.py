@@ -1,20 +1,47 @@
 """Reconstruction at a facility: ``<facility>/recon_tiff`` and ``<facility>/recon_zarr``.
 
 The facility's compute resource runs the payload next to its copy of the scan; the payload
-reports slices, rotation centre and timings back through Dagster Pipes, and those figures
-become the materialization's metadata.
+reports slices, rotation centre, timings and previews back through Dagster Pipes, and those
+become the materialization's metadata. Reconstruction options come from the site settings,
+overridden per run from the launchpad (``ReconConfig``).
 """
 
-
-from collections.abc import Callable
-
 import dagster as dg
+from pydantic import Field
 
 from bl832_assets import keys
 from bl832_assets.assets.records import require_metadata
 from bl832_assets.partitions import scans
 from bl832_assets.resources.compute.base import ComputeOutcome, ComputeResource
+from bl832_assets.science.options import OptionsError, ReconOptions
 from bl832_assets.settings import Settings
+
+
+class ReconConfig(dg.Config):
+    """Per-run overrides of the site's reconstruction options; unset fields keep the site's."""
+
+    centre: float | None = Field(
+        default=None, description="Rotation axis in detector columns (default: found from data)."
+    )
+    first_slice: int | None = Field(default=None, description="First detector row to reconstruct.")
+    last_slice: int | None = Field(
+        default=None, description="Detector row to stop before (default: the last row)."
+    )
+    angle_step: int | None = Field(
+        default=None, description="Use every n-th projection, for a quick look."
+    )
+    binning: int | None = Field(default=None, description="Average 2x2 or 4x4 pixels first.")
+    filter_name: str | None = Field(
+        default=None, description="butterworth, ramp, shepp-logan, cosine, hamming, hann, parzen."
+    )
+    engine: str | None = Field(default=None, description="dfi (direct Fourier) or fbp.")
+    ring_removal: str | None = Field(default=None, description="fw, sort or none.")
+
+    def options(self, defaults: ReconOptions) -> ReconOptions:
+        try:
+            return defaults.overridden(**self.model_dump())
+        except OptionsError as exc:
+            raise dg.Failure(description=f"run config: {exc}", allow_retries=False) from exc
 
 
 def _materialization(
@@ -35,64 +62,46 @@ def _materialization(
     )
 
 
-Step = Callable[[ComputeResource, dg.AssetExecutionContext, str], ComputeOutcome]
-
-
-def _facility_step(
-    settings: Settings,
-    facility: str,
-    *,
-    key: dg.AssetKey,
-    upstream: dg.AssetKey,
-    description: str,
-    kind: str,
-    step: Step,
-) -> dg.AssetsDefinition:
-    """An asset made by a payload job at ``facility`` from the data ``upstream`` recorded."""
-    scratch = settings.hpc[facility].scratch
-
-    @dg.asset(
-        key=key,
-        deps=[upstream],
-        description=description,
-        kinds={kind, facility},
-        partitions_def=scans,
-        group_name=facility,
-        tags={"location": facility},
-        pool=facility,
-        required_resource_keys={facility},
-    )
-    def facility_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        source = str(require_metadata(context, upstream)["relative_path"])
-        outcome = step(getattr(context.resources, facility), context, source)
-        return _materialization(settings, scratch, outcome)
-
-    return facility_asset
-
-
 def build_recon(settings: Settings, facility: str) -> list[dg.AssetsDefinition]:
     """The TIFF stack and the pyramid a facility makes from its raw copy."""
+    scratch = settings.hpc[facility].scratch
+    raw_key = keys.key(facility, keys.RAW_SCAN)
     tiff_key = keys.key(facility, keys.RECON_TIFF)
     name = facility.upper()
-    return [
-        _facility_step(
-            settings,
-            facility,
-            key=tiff_key,
-            upstream=keys.key(facility, keys.RAW_SCAN),
-            description=f"Float32 TIFF slices reconstructed at {name}, one per detector row, "
-            "in <folder>/rec<scan>/ on the facility's scratch storage.",
-            kind="tiff",
-            step=lambda compute, context, scan: compute.reconstruct(context, scan),
-        ),
-        _facility_step(
-            settings,
-            facility,
-            key=keys.key(facility, keys.RECON_ZARR),
-            upstream=tiff_key,
-            description=f"OME-Zarr multiscale pyramid of the {name} reconstruction, with its "
-            "physical scale in micrometres, beside the TIFF folder.",
-            kind="zarr",
-            step=lambda compute, context, tiffs: compute.build_pyramid(context, tiffs),
-        ),
-    ]
+    common = {
+        "partitions_def": scans,
+        "group_name": facility,
+        "tags": {"location": facility},
+        "pool": facility,
+        "required_resource_keys": {facility},
+    }
+
+    def compute(context: dg.AssetExecutionContext) -> ComputeResource:
+        return getattr(context.resources, facility)
+
+    @dg.asset(
+        key=tiff_key,
+        deps=[raw_key],
+        description=f"Float32 TIFF slices reconstructed at {name}, one per detector row, in "
+        "<folder>/rec<scan>/ on the facility's scratch storage.",
+        kinds={"tiff", facility},
+        **common,
+    )
+    def recon_tiff(context: dg.AssetExecutionContext, config: ReconConfig) -> dg.MaterializeResult:
+        scan = str(require_metadata(context, raw_key)["relative_path"])
+        outcome = compute(context).reconstruct(context, scan, config.options(settings.recon))
+        return _materialization(settings, scratch, outcome)
+
+    @dg.asset(
+        key=keys.key(facility, keys.RECON_ZARR),
+        deps=[tiff_key],
+        description=f"OME-Zarr multiscale pyramid of the {name} reconstruction, with its "
+        "physical scale in micrometres, beside the TIFF folder.",
+        kinds={"zarr", facility},
+        **common,
+    )
+    def recon_zarr(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        tiffs = str(require_metadata(context, tiff_key)["relative_path"])
+        return _materialization(settings, scratch, compute(context).build_pyramid(context, tiffs))
+
+    return [recon_tiff, recon_zarr]

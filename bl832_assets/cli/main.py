@@ -8,11 +8,19 @@ failure ends with one line naming the file and the reason, and a non-zero exit.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from bl832_assets.science.options import (
+    ENGINES,
+    FILTERS,
+    RING_METHODS,
+    OptionsError,
+    ReconOptions,
+)
 from bl832_assets.settings import SettingsError
 
 
@@ -36,6 +44,14 @@ def _parser() -> argparse.ArgumentParser:
     recon = commands.add_parser("recon", help="reconstruct SCAN.h5 into OUT_DIR/rec<stem>/")
     recon.add_argument("scan", type=Path)
     recon.add_argument("out_dir", type=Path)
+    recon.add_argument("--options", help="all options as JSON (what facility jobs pass)")
+    recon.add_argument("--centre", type=float, help="rotation axis, detector columns")
+    recon.add_argument("--slices", help="detector rows FIRST:STOP to reconstruct")
+    recon.add_argument("--angle-step", type=int, help="use every n-th projection")
+    recon.add_argument("--bin", type=int, dest="binning", choices=(1, 2, 4))
+    recon.add_argument("--filter", dest="filter_name", choices=FILTERS)
+    recon.add_argument("--engine", choices=ENGINES)
+    recon.add_argument("--rings", dest="ring_removal", choices=RING_METHODS)
 
     pyramid = commands.add_parser("pyramid", help="build an OME-Zarr pyramid from a TIFF folder")
     pyramid.add_argument("tiff_dir", type=Path)
@@ -78,13 +94,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "recon":
             from bl832_assets.science.payload import run_recon
+            from bl832_assets.science.reporting import printable
 
-            run_recon(args.scan, args.out_dir)
+            print(json.dumps(printable(run_recon(args.scan, args.out_dir, _recon_options(args)))))
             return 0
         if args.command == "pyramid":
             from bl832_assets.science.payload import run_pyramid
+            from bl832_assets.science.reporting import printable
 
-            run_pyramid(args.tiff_dir, args.out_zarr)
+            print(json.dumps(printable(run_pyramid(args.tiff_dir, args.out_zarr))))
             return 0
         if args.command == "config":
             import yaml
@@ -105,6 +123,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bl832 {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _recon_options(args: argparse.Namespace) -> ReconOptions:
+    base = ReconOptions.from_json(args.options) if args.options else ReconOptions()
+    first, last = None, None
+    if args.slices:
+        start, _, stop = args.slices.partition(":")
+        try:
+            first, last = int(start or 0), int(stop) if stop else None
+        except ValueError:
+            raise OptionsError(f"--slices: expected FIRST:STOP, got {args.slices!r}") from None
+    return base.overridden(
+        centre=args.centre,
+        first_slice=first,
+        last_slice=last,
+        angle_step=args.angle_step,
+        binning=args.binning,
+        filter_name=args.filter_name,
+        engine=args.engine,
+        ring_removal=args.ring_removal,
+    )
 
 
 def _one_line(exc: BaseException) -> str:

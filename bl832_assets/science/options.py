@@ -1,8 +1,8 @@
 """Per-scan reconstruction options, as one small value that travels from the site settings and
 the Dagster launchpad through a job's command line into the payload and its outputs.
 
-A plain dataclass rather than a pydantic model: the payload must run in a facility's Python
-environment, where only numpy, h5py, tifffile, zarr and dagster-pipes are promised.
+A plain dataclass: the payload stays a numerical program with no configuration framework, and
+pydantic (for the settings) still validates it, through ``__post_init__``.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ class ReconOptions:
     first_slice: int = 0  # detector rows [first_slice, last_slice) are reconstructed
     last_slice: int | None = None  # None: to the last row
     angle_step: int = 1  # use every n-th projection: a quicker, noisier look
-    binning: int = 1  # average bins×bins detector pixels before reconstructing
+    binning: int = 1  # average binning x binning detector pixels before reconstructing
     filter_name: str = "butterworth"
     engine: str = "dfi"
-    ring_removal: str = "fw"
+    ring_removal: str = "sort"  # evidence in docs/reconstruction.md
 
     def __post_init__(self) -> None:
         if self.binning not in BINNINGS:

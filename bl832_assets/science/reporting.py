@@ -8,7 +8,6 @@ is imported lazily so the payload also runs where it is not installed.
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -48,12 +47,27 @@ def _pipes_module() -> ModuleType | None:
         return None
 
 
+class Markdown(str):
+    """Text that Dagster should render as Markdown (previews as inline images)."""
+
+
+def _type_of(value: object) -> str | None:
+    if isinstance(value, Markdown):
+        return "md"
+    return "json" if isinstance(value, list | dict) else None
+
+
 def _typed(metadata: Mapping[str, object]) -> dict[str, object]:
-    """Lists and dicts tagged as JSON, which Dagster would otherwise have to guess."""
+    """Lists and dicts tagged as JSON and Markdown as Markdown: Dagster would otherwise guess."""
     return {
-        key: {"raw_value": value, "type": "json"} if isinstance(value, list | dict) else value
+        key: value if (kind := _type_of(value)) is None else {"raw_value": value, "type": kind}
         for key, value in metadata.items()
     }
+
+
+def printable(metadata: Mapping[str, object]) -> dict[str, object]:
+    """The metadata a terminal should show: inline images are for the Dagster UI."""
+    return {key: value for key, value in metadata.items() if not isinstance(value, Markdown)}
 
 
 def _to_stderr(message: str) -> None:
@@ -66,7 +80,7 @@ def open_reporter() -> Iterator[Reporter]:
     Dagster as the step's failure before it propagates."""
     pipes = _pipes_module()
     if pipes is None or not pipes.PipesEnvVarParamsLoader().is_dagster_pipes_process():
-        yield Reporter(_to_stderr, lambda metadata: _to_stderr(f"result: {json.dumps(metadata)}"))
+        yield Reporter(_to_stderr, lambda metadata: None)
         return
     with pipes.open_dagster_pipes() as context:
         yield Reporter(

@@ -8,7 +8,7 @@ the physical scale from the TIFF folder alone, without the raw scan.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ class SliceDescription:
     pixel_size_um: float
     rotation_centre: float
     units: str = UNITS
+    options: dict[str, object] = field(default_factory=dict)  # the reconstruction options used
 
 
 @dataclass(frozen=True)

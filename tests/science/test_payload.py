@@ -13,6 +13,7 @@ import pytest
 from dagster_pipes import encode_param
 
 from bl832_assets.science import dx
+from bl832_assets.science.options import ReconOptions
 from bl832_assets.science.payload import run_pyramid, run_recon
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,18 +22,20 @@ REPO = Path(__file__).resolve().parents[2]
 def test_recon_then_pyramid_return_json_metadata_and_log_progress_to_stderr(
     scan: Path, tmp_path: Path, stem: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    recon = run_recon(scan, tmp_path / "scratch")
+    recon = run_recon(scan, tmp_path / "scratch", ReconOptions())
     assert recon["path"] == str(tmp_path / "scratch" / f"rec{stem}")
     assert recon["slices"] == 6 and recon["shape"] == [6, 64, 64]
     assert recon["pixel_size_um"] == pytest.approx(0.65)
-    assert isinstance(recon["centre"], float)
+    assert isinstance(recon["centre"], float) and recon["centre_method"] == "cross-correlation"
+    assert recon["options"]["centre"] == recon["centre"]  # the options as used
+    assert set(recon["stage_seconds"]) == {"read", "normalise", "rings", "reconstruct", "write"}
+    assert recon["peak_rss_mb"] > 0
+    assert recon["preview"].count("data:image/png;base64,") == 4  # xy, xz, yz, histogram
     pyramid = run_pyramid(Path(recon["path"]), tmp_path / "scratch" / f"rec{stem}.zarr")
     assert pyramid["levels"] == [[6, 64, 64]]
     assert pyramid["pixel_size_um"] == pytest.approx(0.65)
     json.dumps([recon, pyramid])
-    err = capsys.readouterr().err
-    assert "progress: 6/6 slices (100%)" in err
-    assert err.count("result: ") == 2
+    assert "progress: 6/6 slices (100%)" in capsys.readouterr().err
 
 
 def _run_under_pipes(tmp_path: Path, code: str) -> tuple[int, list[dict]]:
@@ -65,7 +68,8 @@ def test_under_pipes_progress_and_materialization_go_to_dagster(scan: Path, tmp_
     code = (
         "from pathlib import Path\n"
         "from bl832_assets.science.payload import run_recon\n"
-        f"run_recon(Path({str(scan)!r}), Path({str(tmp_path / 'scratch')!r}))\n"
+        "from bl832_assets.science.options import ReconOptions\n"
+        f"run_recon(Path({str(scan)!r}), Path({str(tmp_path / 'scratch')!r}), ReconOptions())\n"
     )
     returncode, messages = _run_under_pipes(tmp_path, code)
     assert returncode == 0
@@ -75,6 +79,7 @@ def test_under_pipes_progress_and_materialization_go_to_dagster(scan: Path, tmp_
     metadata = materialization["params"]["metadata"]
     assert metadata["slices"]["raw_value"] == 6
     assert metadata["shape"] == {"raw_value": [6, 64, 64], "type": "json"}
+    assert metadata["preview"]["type"] == "md"
     assert messages[-1]["method"] == "closed" and not messages[-1]["params"].get("exception")
 
 
@@ -84,7 +89,8 @@ def test_under_pipes_a_failure_is_reported_with_its_reason(scan: Path, tmp_path:
     code = (
         "from pathlib import Path\n"
         "from bl832_assets.science.payload import run_recon\n"
-        f"run_recon(Path({str(scan)!r}), Path({str(tmp_path / 'scratch')!r}))\n"
+        "from bl832_assets.science.options import ReconOptions\n"
+        f"run_recon(Path({str(scan)!r}), Path({str(tmp_path / 'scratch')!r}), ReconOptions())\n"
     )
     returncode, messages = _run_under_pipes(tmp_path, code)
     assert returncode != 0

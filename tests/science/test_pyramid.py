@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +51,53 @@ def test_each_level_is_the_block_mean_of_the_one_below(tmp_path: Path) -> None:
     expected = volume[:8].reshape(4, 2, 20, 2, 18, 2).mean(axis=(1, 3, 5))
     assert np.allclose(group["1"][:4], expected, atol=1e-6)
     assert np.allclose(group["1"][4], volume[8].reshape(20, 2, 18, 2).mean(axis=(1, 3)))
+
+
+def _edge_padded_block_mean(level: np.ndarray) -> np.ndarray:
+    """The definition, written plainly: pad odd axes with their edge, average 2x2x2 blocks."""
+    pad = [(0, n % 2) if n > 1 else (0, 0) for n in level.shape]
+    padded = np.pad(level.astype(np.float64), pad, mode="edge")
+    shape: list[int] = []
+    for n in padded.shape:
+        shape += [n // 2, 2] if n > 1 else [1, 1]
+    return padded.reshape(shape).mean(axis=(1, 3, 5))
+
+
+@pytest.mark.parametrize(("shape", "chunk"), [((9, 40, 36), 8), ((40, 12, 11), 4)])
+def test_every_level_is_the_edge_padded_block_mean_of_the_one_below(
+    tmp_path: Path, shape: tuple[int, int, int], chunk: int
+) -> None:
+    _stack(tmp_path / "recscan", shape)
+    summary = build_pyramid(tmp_path / "recscan", tmp_path / "recscan.zarr", chunk=chunk)
+    group = zarr.open_group(str(summary.path), mode="r")
+    levels = [group[str(level)][...] for level in range(len(summary.levels))]
+    for finer, coarser in itertools.pairwise(levels):
+        assert np.allclose(coarser, _edge_padded_block_mean(finer), atol=1e-6)
+
+
+def test_memory_stays_near_one_slab_of_chunk_slices(tmp_path: Path) -> None:
+    shape, chunk = (64, 256, 256), 16
+    _stack(tmp_path / "recscan", shape)
+    build_pyramid(tmp_path / "recscan", tmp_path / "warm.zarr", chunk=chunk)  # imports, caches
+    tracemalloc.start()
+    try:
+        build_pyramid(tmp_path / "recscan", tmp_path / "recscan.zarr", chunk=chunk)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    slab = chunk * shape[1] * shape[2] * 4
+    # One slab, a third of one for the coarser levels, chunks in flight: not the four slabs
+    # of the volume.
+    assert peak < 2.25 * slab
+
+
+def test_summary_reports_volume_and_stored_bytes(tmp_path: Path) -> None:
+    _stack(tmp_path / "recscan", (9, 40, 36))
+    summary = build_pyramid(tmp_path / "recscan", tmp_path / "recscan.zarr", chunk=8)
+    stored = sum(p.stat().st_size for p in summary.path.rglob("*") if p.is_file())
+    assert summary.bytes_read == 9 * 40 * 36 * 4
+    assert summary.bytes_written == stored
+    assert summary.mb_per_s == pytest.approx(summary.bytes_read / 1e6 / summary.seconds)
 
 
 def test_scale_metadata_is_in_micrometres_and_doubles_per_level(tmp_path: Path) -> None:

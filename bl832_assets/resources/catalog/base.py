@@ -41,10 +41,15 @@ class CatalogResource(dg.ConfigurableResource, ABC):
 
     @abstractmethod
     def ingest_raw(
-        self, scan_file: str, metadata: ScanMetadata, files: list[FileEntry]
+        self,
+        scan_file: str,
+        metadata: ScanMetadata,
+        files: list[FileEntry],
+        thumbnail: str | None = None,
     ) -> CatalogRecord:
         """Create or update the raw dataset of the scan at ``scan_file`` (keyed by its stem,
-        the scan's partition key). ``files`` must include ``scan_file`` itself."""
+        the scan's partition key). ``files`` must include ``scan_file`` itself. ``thumbnail``
+        (a PNG ``data:`` URI of the first projection) becomes the dataset's attachment."""
 
     @abstractmethod
     def ingest_derived(

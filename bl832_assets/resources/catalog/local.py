@@ -51,10 +51,16 @@ class LocalCatalogResource(CatalogResource):
     )
 
     def ingest_raw(
-        self, scan_file: str, metadata: ScanMetadata, files: list[FileEntry]
+        self,
+        scan_file: str,
+        metadata: ScanMetadata,
+        files: list[FileEntry],
+        thumbnail: str | None = None,
     ) -> CatalogRecord:
         dataset = raw_dataset(scan_file, metadata, files)
         dataset["origdatablocks"] = [origdatablock(dataset["sourceFolder"], files)]
+        if thumbnail is not None:
+            dataset["attachments"] = [{"thumbnail": thumbnail, "caption": "raw image"}]
         with self._transaction() as db:
             return self._upsert(db, "raw", scan_key_of(scan_file), dataset)
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import dagster as dg
 
+from bl832_assets.science.options import ReconOptions
+
 
 class ComputeFailed(dg.Failure):
     """A payload job ended badly; the description carries the tail of its error output."""
@@ -33,7 +35,7 @@ class ComputeResource(dg.ConfigurableResource, ABC):
 
     @abstractmethod
     def reconstruct(
-        self, context: dg.AssetExecutionContext, scan: str
+        self, context: dg.AssetExecutionContext, scan: str, options: ReconOptions
     ) -> ComputeOutcome:
         """Reconstruct ``scan`` (relative to the facility's raw endpoint) into
         ``<folder>/rec<stem>/`` on its scratch endpoint."""

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from bl832_assets.resources.compute.base import ComputeOutcome, ComputeResource
 from bl832_assets.resources.compute.subprocess_pipes import ProcessPipesClient
+from bl832_assets.science.options import ReconOptions
 
 
 class LocalComputeResource(ComputeResource):
@@ -42,13 +43,14 @@ class LocalComputeResource(ComputeResource):
         reported = {name: value.value for name, value in metadata.items()}
         return ComputeOutcome(job_id, output, reported, time.monotonic() - started)
 
-    def reconstruct(self, context: dg.AssetExecutionContext, scan: str) -> ComputeOutcome:
+    def reconstruct(
+        self, context: dg.AssetExecutionContext, scan: str, options: ReconOptions
+    ) -> ComputeOutcome:
         relative = PurePosixPath(scan)
         out_dir = Path(self.scratch_root) / relative.parent
         output = (relative.parent / f"rec{relative.stem}").as_posix()
-        return self._run(
-            context, "recon", [str(Path(self.raw_root) / relative), str(out_dir)], output
-        )
+        args = [str(Path(self.raw_root) / relative), str(out_dir), "--options", options.to_json()]
+        return self._run(context, "recon", args, output)
 
     def build_pyramid(self, context: dg.AssetExecutionContext, tiff_folder: str) -> ComputeOutcome:
         source = Path(self.scratch_root) / tiff_folder
