@@ -176,6 +176,16 @@ def full_scan(columns: int, rows: int, angles: int) -> None:
     )
     stages = large.summary["stage_seconds"]
     busy = sum(stages.values())
+    from_stages = busy / large.slices * FULL_SLICES / WORKERS
+    print(
+        f"from the stages alone (both workers always busy, no fixed cost): {from_stages:.0f} s "
+        f"= {from_stages / 60:.1f} min"
+    )
+    if fixed < 0:
+        print(
+            "the fit's fixed cost is negative: the machine's load changed between the runs, "
+            "so the stage-based figure is the steadier one"
+        )
     print(
         f"\nstages of the {large.slices}-slice run (summed over workers) and their share of a "
         f"{FULL_SLICES}-slice scan's wall time (/ {WORKERS} workers)"

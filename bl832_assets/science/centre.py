@@ -168,7 +168,7 @@ class _WedgeMetric:
         pads = ((0, 0), (left, self.width - columns - left))
         mirror = _shifted(sinogram[:, ::-1], self.preshift)
         turn = 2 * angles
-        k = np.fft.fftfreq(turn, d=1.0 / turn)[:, None]
+        k = np.rint(np.fft.fftfreq(turn) * turn)[:, None]  # exact integers, see filters.ramp
         u = np.arange(self.width // 2 + 1)[None, :]
         radius = _VO_SAMPLE_FRACTION * columns / 2
         wedge = (u * 2 * np.pi * radius < np.abs(k) * self.width) & (u > 1)

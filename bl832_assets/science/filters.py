@@ -48,7 +48,9 @@ def padded_width(columns: int) -> int:
 
 def ramp(width: int) -> np.ndarray:
     """The ramp for an ``rfft`` of length ``width``: about ``|f|``, with a small positive DC."""
-    n = np.fft.fftfreq(width, d=1.0 / width)  # integer offsets 0, 1, ..., -1
+    # Integer offsets 0, 1, ..., -1, rounded: fftfreq(width, d=1/width) is not exact (at width
+    # 3630, the padded 2,560-column ALS detector, it missed every odd term).
+    n = np.rint(np.fft.fftfreq(width) * width)
     kernel = np.zeros(width)
     kernel[0] = 0.25
     odd = n % 2 == 1

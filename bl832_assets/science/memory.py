@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import resource
+from pathlib import Path
 
 
 def peak_rss_mb() -> float:
-    """Largest resident set of this process or of any of its finished workers, in MiB.
+    """This process's largest resident set so far, in MiB.
 
-    Linux reports ``ru_maxrss`` in KiB. Children are counted by their own peak, not added up:
-    what matters for sizing is the largest process, plus one slab per extra worker.
+    Read from ``VmHWM`` rather than ``getrusage``: Linux keeps ``ru_maxrss`` across ``exec``,
+    so a payload started by a large process would report its launcher's peak as its own.
     """
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return round(max(own, children) / 1024, 1)
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise OSError("/proc/self/status has no VmHWM line")

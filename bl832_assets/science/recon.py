@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +57,7 @@ class ReconSummary:
     pixel_size_um: float  # of the output voxels (binning included)
     seconds: float
     stage_seconds: dict[str, float]  # summed over workers
-    peak_rss_mb: float
+    peak_rss_mb: float  # the largest single process: the coordinator or one worker
     min_value: float  # attenuation, 1/cm
     max_value: float
 
@@ -80,7 +80,8 @@ class _SlabResult:
     slices: int
     low: float
     high: float
-    stage_seconds: dict[str, float] = field(default_factory=dict)
+    stage_seconds: dict[str, float]
+    peak_rss_mb: float  # of the worker that made it
 
 
 def output_dir_for(scan_path: Path, out_dir: Path) -> Path:
@@ -181,7 +182,9 @@ def _reconstruct_slab(plan: _Plan, start: int, stop: int) -> _SlabResult:
         )
         write_slice(plan.folder / slice_name(plan.stem, index), image, description)
     lap("write")
-    return _SlabResult(len(slices), float(slices.min()), float(slices.max()), stages)
+    return _SlabResult(
+        len(slices), float(slices.min()), float(slices.max()), stages, peak_rss_mb()
+    )
 
 
 def _slabs(options: ReconOptions, detector_rows: int, slab_rows: int) -> list[tuple[int, int]]:
@@ -247,7 +250,7 @@ def reconstruct_scan(
         pixel_size_um=plan.pixel_size_um,
         seconds=time.monotonic() - started,
         stage_seconds=stage_seconds,
-        peak_rss_mb=peak_rss_mb(),
+        peak_rss_mb=max([peak_rss_mb(), *(r.peak_rss_mb for r in results)]),
         min_value=min(r.low for r in results),
         max_value=max(r.high for r in results),
     )
