@@ -185,3 +185,60 @@ def test_corrupted_copy_fails_its_checksum_check(
     ]
     assert not evaluation.passed
     assert evaluation.metadata["differing"].value == ["20260102_090004_flip.h5"]
+
+
+def test_run_config_options_reach_the_payload_and_the_checks_follow_them(
+    site: Settings, instance: dg.DagsterInstance
+) -> None:
+    detector_scan(site, "F/20260102_090005_binned.h5", rows=4)
+    tick = evaluate_tick(site, instance, None)
+    register(instance, tick)
+    [request] = tick.run_requests
+    recon_step = "nersc__recon_tiff"
+    result = build_definitions(site).resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance,
+        partition_key=request.partition_key,
+        asset_selection=list(request.asset_selection),
+        run_config={"ops": {recon_step: {"config": {"binning": 2, "filter_name": "hann"}}}},
+    )
+    assert result.success
+    recon = instance.fetch_materializations(
+        dg.AssetRecordsFilter(keys.key("nersc", "recon_tiff"), [request.partition_key]), 1
+    ).records[0].asset_materialization
+    assert recon.metadata["slices"].value == 2
+    assert recon.metadata["options"].value["binning"] == 2
+    assert recon.metadata["options"].value["filter_name"] == "hann"
+    assert isinstance(recon.metadata["preview"], dg.MarkdownMetadataValue)
+    assert "data:image/png;base64," in recon.metadata["preview"].value
+    evaluations = {
+        (e.asset_check_evaluation_data.asset_key.to_user_string(),
+         e.asset_check_evaluation_data.check_name): e.asset_check_evaluation_data.passed
+        for e in result.all_events
+        if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    }
+    assert evaluations[("nersc/recon_tiff", "slices_complete_and_finite")]
+    assert evaluations[("data832/recon_tiff", "slices_complete_and_finite")]
+    raw = instance.fetch_materializations(
+        dg.AssetRecordsFilter(keys.CATALOG_RAW, [request.partition_key]), 1
+    ).records[0].asset_materialization
+    assert "data:image/png;base64," in raw.metadata["thumbnail"].value
+
+
+def test_bad_run_config_fails_the_reconstruction_naming_the_option(
+    site: Settings, instance: dg.DagsterInstance
+) -> None:
+    detector_scan(site, "F/20260102_090006_badopt.h5")
+    tick = evaluate_tick(site, instance, None)
+    register(instance, tick)
+    [request] = tick.run_requests
+    result = build_definitions(site).resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance,
+        partition_key=request.partition_key,
+        asset_selection=[keys.BEAMLINE_RAW, keys.key("nersc", "raw_scan"),
+                         keys.key("nersc", "recon_tiff")],
+        run_config={"ops": {"nersc__recon_tiff": {"config": {"binning": 3}}}},
+        raise_on_error=False,
+    )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert "binning" in failure.step_failure_data.error.message

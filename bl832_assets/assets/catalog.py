@@ -112,7 +112,9 @@ def derived_dataset(
         files=files,
         used_software=["bl832_assets"],
         job_parameters={
-            k: recon[k] for k in ("centre", "slices", "pixel_size_um") if k in recon
+            k: recon[k]
+            for k in ("centre", "centre_method", "slices", "pixel_size_um", "options")
+            if k in recon
         },
     )
     return dg.MaterializeResult(metadata=_record_metadata(record, started))

@@ -49,7 +49,7 @@ def _materialization(
 ) -> dg.MaterializeResult:
     reported = {k: v for k, v in outcome.reported.items() if k not in ("path", "seconds")}
     if "seconds" in outcome.reported:  # the payload's own time, without queue and start-up
-        reported["payload_seconds"] = outcome.reported["seconds"]
+        reported["payload_seconds"] = outcome.reported["seconds"].value
     return dg.MaterializeResult(
         metadata={
             **reported,

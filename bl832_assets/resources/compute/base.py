@@ -9,7 +9,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import dagster as dg
 
@@ -26,7 +25,7 @@ class ComputeOutcome:
 
     job_id: str
     output: str  # relative to the facility's scratch endpoint
-    reported: Mapping[str, Any]  # metadata the payload sent back through Pipes
+    reported: Mapping[str, dg.MetadataValue]  # what the payload sent back through Pipes
     seconds: float
 
 

@@ -39,8 +39,7 @@ class LocalComputeResource(ComputeResource):
             job_dir=Path(self.jobs_root) / self.facility / job_id,
             description=description,
         )
-        metadata = invocation.get_materialize_result().metadata
-        reported = {name: value.value for name, value in metadata.items()}
+        reported = invocation.get_materialize_result().metadata or {}
         return ComputeOutcome(job_id, output, reported, time.monotonic() - started)
 
     def reconstruct(
