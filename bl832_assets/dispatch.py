@@ -56,7 +56,8 @@ def register(instance: dg.DagsterInstance, result: dg.SensorResult) -> None:
     for request in result.dynamic_partitions_requests or []:
         if isinstance(request, dg.AddDynamicPartitionsRequest):
             new = [
-                k for k in request.partition_keys
+                k
+                for k in request.partition_keys
                 if not instance.has_dynamic_partition(request.partitions_def_name, k)
             ]
             instance.add_dynamic_partitions(request.partitions_def_name, new)

@@ -31,15 +31,11 @@ class RunReport:
 
     @property
     def succeeded(self) -> bool:
-        return all(
-            o.status == "materialized" and all(o.checks.values()) for o in self.outcomes
-        )
+        return all(o.status == "materialized" and all(o.checks.values()) for o in self.outcomes)
 
     def failures(self) -> list[str]:
         lines = [
-            f"{o.asset}: {o.error or o.status}"
-            for o in self.outcomes
-            if o.status != "materialized"
+            f"{o.asset}: {o.error or o.status}" for o in self.outcomes if o.status != "materialized"
         ]
         lines += [
             f"{o.asset}: check {name} failed"
@@ -77,8 +73,10 @@ class _ErrorInfo(Protocol):
 
 def _reason(error: _ErrorInfo | None) -> str:
     """The first line of what actually went wrong, not of Dagster's wrapper around it."""
-    while error is not None and error.cause is not None and "DagsterExecution" in (
-        error.cls_name or ""
+    while (
+        error is not None
+        and error.cause is not None
+        and "DagsterExecution" in (error.cls_name or "")
     ):
         error = error.cause
     if error is None:

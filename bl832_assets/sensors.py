@@ -1,7 +1,6 @@
 """``new_scans``: the dispatcher. Notices settled scan files on the detector, registers each as a
 partition, reports the detector copy, and requests exactly the assets the decision picks."""
 
-
 import time
 from typing import Protocol
 

@@ -29,8 +29,11 @@ class WatchCursor:
 
     def to_json(self) -> str:
         return json.dumps(
-            {"watermark_ns": self.watermark_ns, "at_watermark": self.at_watermark,
-             "pending": self.pending},
+            {
+                "watermark_ns": self.watermark_ns,
+                "at_watermark": self.at_watermark,
+                "pending": self.pending,
+            },
             sort_keys=True,
         )
 

@@ -57,8 +57,12 @@ def test_process_places_the_scan_and_materializes_the_decided_graph(
     ],
 )
 def test_process_refuses_bad_input_naming_the_file_and_placing_nothing(
-    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    name: str, content: bytes, reason: str,
+    home: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    content: bytes,
+    reason: str,
 ) -> None:
     bad = tmp_path / name
     bad.write_bytes(content)

@@ -16,10 +16,20 @@ from bl832_assets.sensors import evaluate_tick
 from bl832_assets.settings import Decision, SensorSettings, Settings
 
 EVERY_ASSET = {
-    "data832/raw_scan", "nersc/raw_scan", "alcf/raw_scan", "olcf/raw_scan",
-    "nersc/recon_tiff", "nersc/recon_zarr", "alcf/recon_tiff", "alcf/recon_zarr",
-    "olcf/recon_tiff", "olcf/recon_zarr", "data832/recon_tiff", "data832/recon_zarr",
-    "catalog/raw_dataset", "catalog/derived_dataset",
+    "data832/raw_scan",
+    "nersc/raw_scan",
+    "alcf/raw_scan",
+    "olcf/raw_scan",
+    "nersc/recon_tiff",
+    "nersc/recon_zarr",
+    "alcf/recon_tiff",
+    "alcf/recon_zarr",
+    "olcf/recon_tiff",
+    "olcf/recon_zarr",
+    "data832/recon_tiff",
+    "data832/recon_zarr",
+    "catalog/raw_dataset",
+    "catalog/derived_dataset",
 }
 
 
@@ -65,12 +75,17 @@ def test_every_asset_materializes_and_every_check_passes(
     assert [t.name for t in tiffs] == [f"20260102_090000_full_{i:05d}.tiff" for i in range(4)]
     assert (home / "rec20260102_090000_full.zarr").is_dir()
     raw = everywhere.root("data832_raw") / "BLS-00564_dyp" / "20260102_090000_full.h5"
-    assert raw.read_bytes() == (
-        everywhere.root("spot832") / "BLS-00564_dyp" / "20260102_090000_full.h5"
-    ).read_bytes()
-    recon = instance.fetch_materializations(
-        dg.AssetRecordsFilter(keys.key("nersc", "recon_tiff"), ["20260102_090000_full"]), 1
-    ).records[0].asset_materialization
+    assert (
+        raw.read_bytes()
+        == (everywhere.root("spot832") / "BLS-00564_dyp" / "20260102_090000_full.h5").read_bytes()
+    )
+    recon = (
+        instance.fetch_materializations(
+            dg.AssetRecordsFilter(keys.key("nersc", "recon_tiff"), ["20260102_090000_full"]), 1
+        )
+        .records[0]
+        .asset_materialization
+    )
     assert recon.metadata["slices"].value == 4
     assert "centre" in recon.metadata
 
@@ -79,20 +94,21 @@ def test_export_controlled_scan_leaves_zero_bytes_off_site(
     site: Settings, instance: dg.DagsterInstance
 ) -> None:
     everywhere = _everywhere(site)
-    report = _run_one(
-        everywhere, instance, "F/20260102_090001_itar.h5", export_control=True
-    )
+    report = _run_one(everywhere, instance, "F/20260102_090001_itar.h5", export_control=True)
     assert report.succeeded and [o.asset for o in report.outcomes] == ["data832/raw_scan"]
     off_site = [ep.root for ep in everywhere.endpoints.values() if not ep.onsite]
-    written = sum(p.stat().st_size for root in off_site if root.exists()
-                  for p in root.rglob("*") if p.is_file())
+    written = sum(
+        p.stat().st_size
+        for root in off_site
+        if root.exists()
+        for p in root.rglob("*")
+        if p.is_file()
+    )
     assert written == 0
     if everywhere.catalog_db.exists():
         with sqlite3.connect(everywhere.catalog_db) as db:
             tables = [r[0] for r in db.execute("select name from sqlite_master where type='table'")]
-            assert all(
-                db.execute(f"select count(*) from {t}").fetchone()[0] == 0 for t in tables
-            )
+            assert all(db.execute(f"select count(*) from {t}").fetchone()[0] == 0 for t in tables)
 
 
 def test_failed_reconstruction_fails_the_asset_with_the_payload_error(
@@ -104,8 +120,9 @@ def test_failed_reconstruction_fails_the_asset_with_the_payload_error(
     # The NERSC copy is replaced by a file the payload cannot read, after the copy was made.
     defs = build_definitions(site)
     [request] = tick.run_requests
-    copy_only = request.with_replaced_attrs(asset_selection=[keys.BEAMLINE_RAW,
-                                                             keys.key("nersc", "raw_scan")])
+    copy_only = request.with_replaced_attrs(
+        asset_selection=[keys.BEAMLINE_RAW, keys.key("nersc", "raw_scan")]
+    )
     assert execute(defs, instance, copy_only).succeeded
     (site.root("nersc_cfs") / "F" / "20260102_090002_broken.h5").write_bytes(b"garbage")
     recon_only = request.with_replaced_attrs(asset_selection=[keys.key("nersc", "recon_tiff")])
@@ -122,8 +139,11 @@ def test_full_graph_on_postgres_storage(site: Settings, tmp_path: Path) -> None:
         "storage": {
             "postgres": {
                 "postgres_db": {
-                    "hostname": "127.0.0.1", "port": 5432, "username": "postgres",
-                    "password": "", "db_name": "test",
+                    "hostname": "127.0.0.1",
+                    "port": 5432,
+                    "username": "postgres",
+                    "password": "",
+                    "db_name": "test",
                     # SQLAlchemy 2.1 defaults to psycopg 3; dagster-postgres ships psycopg2.
                     "scheme": "postgresql+psycopg2",
                 }
@@ -163,8 +183,9 @@ def test_failed_transfer_fails_the_asset_and_leaves_nothing_partial(
 def test_corrupted_copy_fails_its_checksum_check(
     site: Settings, instance: dg.DagsterInstance
 ) -> None:
-    copy_only = Settings(home=site.home, sensor=site.sensor,
-                         decision=Decision(new_file_832=True, nersc_recon=False))
+    copy_only = Settings(
+        home=site.home, sensor=site.sensor, decision=Decision(new_file_832=True, nersc_recon=False)
+    )
     report = _run_one(copy_only, instance, "F/20260102_090004_flip.h5")
     assert report.succeeded
     copy = copy_only.root("data832_raw") / "F" / "20260102_090004_flip.h5"
@@ -180,7 +201,8 @@ def test_corrupted_copy_fails_its_checksum_check(
         instance=instance, partition_key="20260102_090004_flip", raise_on_error=False
     )
     [evaluation] = [
-        e.asset_check_evaluation_data for e in result.all_events
+        e.asset_check_evaluation_data
+        for e in result.all_events
         if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
     ]
     assert not evaluation.passed
@@ -195,32 +217,46 @@ def test_run_config_options_reach_the_payload_and_the_checks_follow_them(
     register(instance, tick)
     [request] = tick.run_requests
     recon_step = "nersc__recon_tiff"
-    result = build_definitions(site).resolve_implicit_global_asset_job_def().execute_in_process(
-        instance=instance,
-        partition_key=request.partition_key,
-        asset_selection=list(request.asset_selection),
-        run_config={"ops": {recon_step: {"config": {"binning": 2, "filter_name": "hann"}}}},
+    result = (
+        build_definitions(site)
+        .resolve_implicit_global_asset_job_def()
+        .execute_in_process(
+            instance=instance,
+            partition_key=request.partition_key,
+            asset_selection=list(request.asset_selection),
+            run_config={"ops": {recon_step: {"config": {"binning": 2, "filter_name": "hann"}}}},
+        )
     )
     assert result.success
-    recon = instance.fetch_materializations(
-        dg.AssetRecordsFilter(keys.key("nersc", "recon_tiff"), [request.partition_key]), 1
-    ).records[0].asset_materialization
+    recon = (
+        instance.fetch_materializations(
+            dg.AssetRecordsFilter(keys.key("nersc", "recon_tiff"), [request.partition_key]), 1
+        )
+        .records[0]
+        .asset_materialization
+    )
     assert recon.metadata["slices"].value == 2
     assert recon.metadata["options"].value["binning"] == 2
     assert recon.metadata["options"].value["filter_name"] == "hann"
     assert isinstance(recon.metadata["preview"], dg.MarkdownMetadataValue)
     assert "data:image/png;base64," in recon.metadata["preview"].value
     evaluations = {
-        (e.asset_check_evaluation_data.asset_key.to_user_string(),
-         e.asset_check_evaluation_data.check_name): e.asset_check_evaluation_data.passed
+        (
+            e.asset_check_evaluation_data.asset_key.to_user_string(),
+            e.asset_check_evaluation_data.check_name,
+        ): e.asset_check_evaluation_data.passed
         for e in result.all_events
         if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
     }
     assert evaluations[("nersc/recon_tiff", "slices_complete_and_finite")]
     assert evaluations[("data832/recon_tiff", "slices_complete_and_finite")]
-    raw = instance.fetch_materializations(
-        dg.AssetRecordsFilter(keys.CATALOG_RAW, [request.partition_key]), 1
-    ).records[0].asset_materialization
+    raw = (
+        instance.fetch_materializations(
+            dg.AssetRecordsFilter(keys.CATALOG_RAW, [request.partition_key]), 1
+        )
+        .records[0]
+        .asset_materialization
+    )
     assert "data:image/png;base64," in raw.metadata["thumbnail"].value
 
 
@@ -231,13 +267,20 @@ def test_bad_run_config_fails_the_reconstruction_naming_the_option(
     tick = evaluate_tick(site, instance, None)
     register(instance, tick)
     [request] = tick.run_requests
-    result = build_definitions(site).resolve_implicit_global_asset_job_def().execute_in_process(
-        instance=instance,
-        partition_key=request.partition_key,
-        asset_selection=[keys.BEAMLINE_RAW, keys.key("nersc", "raw_scan"),
-                         keys.key("nersc", "recon_tiff")],
-        run_config={"ops": {"nersc__recon_tiff": {"config": {"binning": 3}}}},
-        raise_on_error=False,
+    result = (
+        build_definitions(site)
+        .resolve_implicit_global_asset_job_def()
+        .execute_in_process(
+            instance=instance,
+            partition_key=request.partition_key,
+            asset_selection=[
+                keys.BEAMLINE_RAW,
+                keys.key("nersc", "raw_scan"),
+                keys.key("nersc", "recon_tiff"),
+            ],
+            run_config={"ops": {"nersc__recon_tiff": {"config": {"binning": 3}}}},
+            raise_on_error=False,
+        )
     )
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]

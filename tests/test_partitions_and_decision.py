@@ -45,8 +45,13 @@ def _names(selected: frozenset) -> set[str]:
 
 def test_default_switches_copy_archive_and_reconstruct_at_nersc(tmp_path: Path) -> None:
     assert _names(decide(_settings(tmp_path), export_control=False)) == {
-        "data832/raw_scan", "nersc/raw_scan", "nersc/recon_tiff", "nersc/recon_zarr",
-        "data832/recon_tiff", "data832/recon_zarr", "catalog/raw_dataset",
+        "data832/raw_scan",
+        "nersc/raw_scan",
+        "nersc/recon_tiff",
+        "nersc/recon_zarr",
+        "data832/recon_tiff",
+        "data832/recon_zarr",
+        "catalog/raw_dataset",
         "catalog/derived_dataset",
     }
 
@@ -54,7 +59,9 @@ def test_default_switches_copy_archive_and_reconstruct_at_nersc(tmp_path: Path) 
 def test_only_new_file_switch_moves_and_registers(tmp_path: Path) -> None:
     settings = _settings(tmp_path, new_file_832=True, nersc_recon=False)
     assert _names(decide(settings, export_control=False)) == {
-        "data832/raw_scan", "nersc/raw_scan", "catalog/raw_dataset",
+        "data832/raw_scan",
+        "nersc/raw_scan",
+        "catalog/raw_dataset",
     }
 
 

@@ -106,9 +106,7 @@ def test_old_file_moved_in_after_the_first_tick_is_news(
     target = site.root(site.detector) / "F" / written.name
     target.parent.mkdir(parents=True)
     os.replace(written, target)
-    assert _requested(evaluate_tick(site, instance, baseline.cursor)) == [
-        "20260101_120005_moved"
-    ]
+    assert _requested(evaluate_tick(site, instance, baseline.cursor)) == ["20260101_120005_moved"]
 
 
 def test_bad_names_and_broken_files_are_refused_with_a_logged_reason(

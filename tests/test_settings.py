@@ -25,8 +25,12 @@ def test_defaults_give_an_embedded_site_under_bl832_home(
     assert settings.home == tmp_path / "site"
     assert settings.root("data832_raw") == tmp_path / "site" / "data832" / "raw"
     assert settings.retention_days == {
-        "spot832": 1, "data832_raw": 35, "data832_scratch": 14,
-        "nersc_pscratch": 7, "alcf_raw": 1, "alcf_scratch": 1,
+        "spot832": 1,
+        "data832_raw": 35,
+        "data832_scratch": 14,
+        "nersc_pscratch": 7,
+        "alcf_raw": 1,
+        "alcf_scratch": 1,
     }
     assert settings.decision.recon_facilities() == ("nersc",)
     assert settings.location_is_onsite("data832")
@@ -71,8 +75,10 @@ def test_yaml_file_overrides_and_expands_environment(
         ("retention_days: {nowhere: 3}\n", "retention_days.nowhere"),
         ("decison: {}\n", "decison"),
         ("detector: nowhere\n", "detector"),
-        ("endpoints:\n  spot832: {facility: als, root: '${NOT_SET_ANYWHERE}', onsite: true}\n",
-         "NOT_SET_ANYWHERE"),
+        (
+            "endpoints:\n  spot832: {facility: als, root: '${NOT_SET_ANYWHERE}', onsite: true}\n",
+            "NOT_SET_ANYWHERE",
+        ),
         ("- just\n- a list\n", "top level"),
     ],
 )
@@ -97,7 +103,10 @@ def test_config_show_masks_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     env = {"BL832_CONFIG": str(config), "GLOBUS_SECRET": "s3cr3t-value", "PATH": "/usr/bin"}
     shown = subprocess.run(
         [sys.executable, "-m", "bl832_assets", "config", "show"],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "hunter2-pw" not in shown and "s3cr3t-value" not in shown
     assert shown.count("**********") == 2

@@ -5,7 +5,6 @@ detector's one-day retention; the reconstruction is registered once it is home, 
 raw record. Re-registering a scan updates its record and keeps its identifier.
 """
 
-
 import tempfile
 import time
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from bl832_assets.settings import FACILITIES
 
 def _entries(location: Path, checksums: Mapping[str, str]) -> list[FileEntry]:
     """Datablock entries for a file or folder, with the checksums the copy verified."""
+
     def entry(path: Path, name: str) -> FileEntry:
         stat = path.stat()
         return FileEntry(str(path), stat.st_size, stat.st_mtime, checksums[name])

@@ -6,7 +6,6 @@ upstream asset says the data is, which is how a result comes home from whichever
 it most recently.
 """
 
-
 import hashlib
 import time
 from collections.abc import Mapping

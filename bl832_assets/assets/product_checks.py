@@ -1,7 +1,6 @@
 """Checks on reconstruction products, attached to every TIFF stack and every pyramid asset,
 at the facility and at home alike."""
 
-
 from pathlib import Path
 
 import dagster as dg

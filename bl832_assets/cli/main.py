@@ -33,8 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--columns", type=int, default=128, help="detector columns (rays)")
     synth.add_argument("--rows", type=int, default=8, help="detector rows (slices)")
     synth.add_argument("--angles", type=int, default=181, help="projection angles over 180°")
-    synth.add_argument("--centre-offset", type=float, default=0.0,
-                       help="rotation axis offset from the detector centre, in pixels")
+    synth.add_argument(
+        "--centre-offset",
+        type=float,
+        default=0.0,
+        help="rotation axis offset from the detector centre, in pixels",
+    )
     synth.add_argument(
         "--export-control", action="store_true", help="flag the scan as export controlled"
     )

@@ -92,9 +92,7 @@ def demo() -> int:
     settings = load_settings()
     name = time.strftime("%Y%m%d_%H%M%S") + "_demo_phantom.h5"
     folder = settings.root(settings.detector) / "BLS-00564_demo"
-    scan = write_synthetic_scan(
-        folder / name, columns=128, rows=16, angles=181, centre_offset=3.5
-    )
+    scan = write_synthetic_scan(folder / name, columns=128, rows=16, angles=181, centre_offset=3.5)
     print(f"detector wrote {scan}")
     settle = settings.sensor.settle_seconds
     print(f"waiting {settle:g} s for the file to settle (sensor.settle_seconds)")

@@ -182,9 +182,7 @@ def _reconstruct_slab(plan: _Plan, start: int, stop: int) -> _SlabResult:
         )
         write_slice(plan.folder / slice_name(plan.stem, index), image, description)
     lap("write")
-    return _SlabResult(
-        len(slices), float(slices.min()), float(slices.max()), stages, peak_rss_mb()
-    )
+    return _SlabResult(len(slices), float(slices.min()), float(slices.max()), stages, peak_rss_mb())
 
 
 def _slabs(options: ReconOptions, detector_rows: int, slab_rows: int) -> list[tuple[int, int]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable
@@ -110,8 +111,9 @@ def test_progress_is_reported_per_slab_and_ends_at_the_total(scan: Path, tmp_pat
         scan, tmp_path, progress=lambda done, total: calls.append((done, total)), slab_rows=4
     )
     # Slabs finish in either order on two workers; each call adds one slab, the last is whole.
-    assert sorted(done for done, _ in calls) == [done for done, _ in calls]
-    assert {b - a for a, b in zip([0] + [d for d, _ in calls], [d for d, _ in calls])} <= {2, 4}
+    done = [d for d, _ in calls]
+    assert sorted(done) == done
+    assert {b - a for a, b in itertools.pairwise([0, *done])} <= {2, 4}
     assert calls[-1] == (6, 6)
 
 

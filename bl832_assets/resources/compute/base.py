@@ -40,7 +40,5 @@ class ComputeResource(dg.ConfigurableResource, ABC):
         ``<folder>/rec<stem>/`` on its scratch endpoint."""
 
     @abstractmethod
-    def build_pyramid(
-        self, context: dg.AssetExecutionContext, tiff_folder: str
-    ) -> ComputeOutcome:
+    def build_pyramid(self, context: dg.AssetExecutionContext, tiff_folder: str) -> ComputeOutcome:
         """Turn ``tiff_folder`` (relative to scratch) into ``<tiff_folder>.zarr`` beside it."""
