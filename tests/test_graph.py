@@ -33,12 +33,19 @@ EVERY_ASSET = {
 }
 
 
-def _run_one(site: Settings, instance: dg.DagsterInstance, relative: str, **scan) -> RunReport:
+def _announce(
+    site: Settings, instance: dg.DagsterInstance, relative: str, **scan: object
+) -> dg.RunRequest:
+    """A scan written on the detector, seen by one sensor tick, registered as the daemon would."""
     detector_scan(site, relative, **scan)
     tick = evaluate_tick(site, instance, None)
     register(instance, tick)
     [request] = tick.run_requests
-    return execute(build_definitions(site), instance, request)
+    return request
+
+
+def _run_one(site: Settings, instance: dg.DagsterInstance, relative: str, **scan) -> RunReport:
+    return execute(build_definitions(site), instance, _announce(site, instance, relative, **scan))
 
 
 def _everywhere(site: Settings) -> Settings:
@@ -114,12 +121,9 @@ def test_export_controlled_scan_leaves_zero_bytes_off_site(
 def test_failed_reconstruction_fails_the_asset_with_the_payload_error(
     site: Settings, instance: dg.DagsterInstance
 ) -> None:
-    detector_scan(site, "F/20260102_090002_broken.h5")
-    tick = evaluate_tick(site, instance, None)
-    register(instance, tick)
+    request = _announce(site, instance, "F/20260102_090002_broken.h5")
     # The NERSC copy is replaced by a file the payload cannot read, after the copy was made.
     defs = build_definitions(site)
-    [request] = tick.run_requests
     copy_only = request.with_replaced_attrs(
         asset_selection=[keys.BEAMLINE_RAW, keys.key("nersc", "raw_scan")]
     )
@@ -165,11 +169,9 @@ def test_full_graph_on_postgres_storage(site: Settings, tmp_path: Path) -> None:
 def test_failed_transfer_fails_the_asset_and_leaves_nothing_partial(
     site: Settings, instance: dg.DagsterInstance
 ) -> None:
-    scan = detector_scan(site, "F/20260102_090003_vanished.h5")
-    tick = evaluate_tick(site, instance, None)
-    register(instance, tick)
-    scan.unlink()  # pruned or lost between the sensor tick and the copy
-    report = execute(build_definitions(site), instance, tick.run_requests[0])
+    request = _announce(site, instance, "F/20260102_090003_vanished.h5")
+    (site.root("spot832") / "F" / "20260102_090003_vanished.h5").unlink()  # lost before the copy
+    report = execute(build_definitions(site), instance, request)
     outcome = {o.asset: o for o in report.outcomes}
     assert outcome["data832/raw_scan"].status == "failed"
     assert "TransferFailed" in outcome["data832/raw_scan"].error
@@ -212,10 +214,7 @@ def test_corrupted_copy_fails_its_checksum_check(
 def test_run_config_options_reach_the_payload_and_the_checks_follow_them(
     site: Settings, instance: dg.DagsterInstance
 ) -> None:
-    detector_scan(site, "F/20260102_090005_binned.h5", rows=4)
-    tick = evaluate_tick(site, instance, None)
-    register(instance, tick)
-    [request] = tick.run_requests
+    request = _announce(site, instance, "F/20260102_090005_binned.h5", rows=4)
     recon_step = "nersc__recon_tiff"
     result = (
         build_definitions(site)
@@ -263,10 +262,7 @@ def test_run_config_options_reach_the_payload_and_the_checks_follow_them(
 def test_bad_run_config_fails_the_reconstruction_naming_the_option(
     site: Settings, instance: dg.DagsterInstance
 ) -> None:
-    detector_scan(site, "F/20260102_090006_badopt.h5")
-    tick = evaluate_tick(site, instance, None)
-    register(instance, tick)
-    [request] = tick.run_requests
+    request = _announce(site, instance, "F/20260102_090006_badopt.h5")
     result = (
         build_definitions(site)
         .resolve_implicit_global_asset_job_def()
