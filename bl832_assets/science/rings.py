@@ -10,7 +10,9 @@ Two published filters remove it before back-projection:
 - ``"sort"``, sorting-based (Vo et al. 2018, Opt. Express 26, 28396): sorting every column by
   value turns a partial stripe into a full one and the object into smooth ramps, so a median
   along the detector in the sorted sinogram takes out the column error, and un-sorting returns
-  every corrected value to its angle.
+  every corrected value to its angle. The correction is computed on every eighth rank only and
+  smoothed along rank (``stripe_correction`` says why that keeps the result): three times
+  faster than the full computation.
 
 Both are pure functions of their input (no shared state), so slabs can be cleaned in parallel
 threads. Measurements that chose the default are in docs/reconstruction-rings-and-centre.md.
@@ -23,6 +25,7 @@ from typing import Literal
 import numpy as np
 import pywt
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy import ndimage
 
 StripeMethod = Literal["fw", "sort", "none"]
 
@@ -32,7 +35,10 @@ FW_SIGMA = 3.0
 SORT_SIZE = 21  # median window in columns at the full detector width (Vo's published default)
 FULL_WIDTH = 2560  # columns of the 8.3.2 detector unbinned
 MIN_SORT_SIZE = 5
+SORT_STEP = 8  # ranks between the sorted rows whose correction is computed
+SORT_SMOOTH = 5  # of those rows averaged along rank: 40 ranks, 3 % of 1313 angles
 _MEDIAN_BLOCK_ROWS = 64
+_TRANSPOSE_BLOCK_ROWS = 64
 
 
 def remove_stripes(
@@ -106,12 +112,69 @@ def sort_window(columns: int) -> int:
     return max(MIN_SORT_SIZE, round(SORT_SIZE * columns / FULL_WIDTH)) // 2 * 2 + 1
 
 
-def sorting_median(sinograms: np.ndarray, size: int) -> np.ndarray:
-    """Vo's sorting-based filter, every sinogram of the slab at once."""
-    order = np.argsort(sinograms, axis=-2)
-    ranked = np.take_along_axis(sinograms, order, axis=-2)
-    result = np.empty_like(sinograms)
-    np.put_along_axis(result, order, running_median(ranked, size), axis=-2)
+def sorting_median(
+    sinograms: np.ndarray, size: int, *, step: int = SORT_STEP, smooth: int = SORT_SMOOTH
+) -> np.ndarray:
+    """Vo's sorting-based filter, one sinogram of the slab at a time: the temporaries (an
+    index per value among them) stay a few sinograms' worth whatever the slab's size."""
+    flat = sinograms.reshape(-1, *sinograms.shape[-2:])
+    result = np.empty_like(flat)
+    for index, sinogram in enumerate(flat):
+        correction = stripe_correction(sinogram, size, step=step, smooth=smooth)
+        np.subtract(sinogram, correction, out=result[index])
+    return result.reshape(sinograms.shape)
+
+
+def stripe_correction(sinogram: np.ndarray, size: int, *, step: int, smooth: int) -> np.ndarray:
+    """What Vo's filter subtracts from one (angles, columns) sinogram.
+
+    As published, every value of the sorted sinogram becomes the median of its ``size``
+    neighbours along the detector: the filter subtracts ``sorted - median``. The stripe's part
+    of that difference varies slowly with rank (a gain error is a constant in minus-log units),
+    while the rest is the noise of each column's order statistics, uncorrelated from column to
+    column. So the difference is computed only every ``step`` ranks (and at the last), averaged
+    over ``smooth`` of those samples along rank, as Vo's 2-D variant also smooths along rank,
+    and interpolated linearly to every rank. The median, the costliest step, shrinks ``step``
+    times; rings and sample are kept as well as by the full computation
+    (docs/reconstruction-rings-and-centre.md).
+
+    The sinogram is transposed first so that each column's angles are contiguous: ``argsort``
+    and the scatter back to angle order are two to three times faster along the last axis."""
+    angles = sinogram.shape[0]
+    by_column = _transposed(sinogram)
+    order = np.argsort(by_column, axis=-1)
+    ranks = np.unique(np.r_[np.arange(0, angles, step), angles - 1])
+    sorted_rows = _transposed(
+        np.take_along_axis(by_column, np.take(order, ranks, axis=-1), axis=-1)
+    )
+    sampled = ndimage.uniform_filter1d(
+        sorted_rows - running_median(sorted_rows, size), smooth, axis=0, mode="nearest"
+    )
+    correction = np.empty_like(by_column)
+    np.put_along_axis(correction, order, _every_rank(_transposed(sampled), ranks, angles), axis=-1)
+    return _transposed(correction)
+
+
+def _every_rank(sampled: np.ndarray, ranks: np.ndarray, angles: int) -> np.ndarray:
+    """(columns, ranks sampled) → (columns, angles), linear between the sampled ranks."""
+    position = np.interp(np.arange(angles), ranks, np.arange(ranks.size))
+    below = position.astype(np.intp)
+    above = np.minimum(below + 1, ranks.size - 1)
+    weight = (position - below).astype(np.float32)
+    result = np.take(sampled, below, axis=-1)
+    result *= 1 - weight
+    result += np.take(sampled, above, axis=-1) * weight
+    return result
+
+
+def _transposed(image: np.ndarray) -> np.ndarray:
+    """``image.T``, contiguous. Copied a band of rows at a time so that the band stays in
+    cache while its columns are written out: about seven times faster than
+    ``np.ascontiguousarray(image.T)`` on a 2560 x 1313 sinogram."""
+    result = np.empty(image.shape[::-1], dtype=image.dtype)
+    for start in range(0, image.shape[0], _TRANSPOSE_BLOCK_ROWS):
+        band = slice(start, start + _TRANSPOSE_BLOCK_ROWS)
+        result[:, band] = image[band].T
     return result
 
 

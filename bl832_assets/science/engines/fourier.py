@@ -98,7 +98,7 @@ class FourierEngine:
     """
 
     name: str = "dfi"
-    eps: float = 1e-4
+    eps: float = 1e-3  # SSIM 0.9977 at 2560 columns, as 1e-4; kernel 5 wide, not 7
     upsampfac: float = 1.25
     threads: int = 1
 
