@@ -223,7 +223,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--columns", type=int, default=2560)
     parser.add_argument("--angles", type=int, default=1313)
-    parser.add_argument("--rows", type=int, default=64, help="multiple of 64: 2 workers x 2 slabs")
+    parser.add_argument(
+        "--rows", type=int, default=128, help="multiple of 64: 2 workers x 2 slabs; 64 is too noisy"
+    )
     parser.add_argument("--rss-columns", type=int, default=1024)
     parser.add_argument("--rss-rows", default="32,128", help="two or more scan heights")
     args = parser.parse_args()
