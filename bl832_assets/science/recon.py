@@ -29,7 +29,7 @@ from bl832_assets.science.centre import (
     from_opposite_projections,
     from_sinograms,
 )
-from bl832_assets.science.dx import THETA, Scan, open_scan
+from bl832_assets.science.dx import FLATS, THETA, Scan, open_scan
 from bl832_assets.science.engines import get_engine
 from bl832_assets.science.engines.geometry import circular_mask
 from bl832_assets.science.errors import ScanFormatError
@@ -90,8 +90,20 @@ def output_dir_for(scan_path: Path, out_dir: Path) -> Path:
 
 
 def flat_and_dark(scan: Scan, rows: slice) -> tuple[np.ndarray, np.ndarray]:
-    """Median flat and dark for ``rows``: the median shrugs off a frame hit by a zinger."""
-    return np.median(scan.flat_frames(rows), axis=0), np.median(scan.dark_frames(rows), axis=0)
+    """Median flat and dark for ``rows``: the median shrugs off a frame hit by a zinger.
+
+    A flat field no brighter than the dark anywhere (beam off, shutter closed, zeros written)
+    would turn every projection into the clamp value; it is refused instead."""
+    flat = np.median(scan.flat_frames(rows), axis=0)
+    dark = np.median(scan.dark_frames(rows), axis=0)
+    if not np.any(flat > dark):
+        raise ScanFormatError(
+            scan.path,
+            FLATS,
+            f"flat field is nowhere brighter than the dark field in detector rows "
+            f"{rows.start}-{rows.stop}: beam off or shutter closed?",
+        )
+    return flat, dark
 
 
 def minus_log(raw: np.ndarray, flat: np.ndarray, dark: np.ndarray) -> np.ndarray:
