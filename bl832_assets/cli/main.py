@@ -14,13 +14,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from bl832_assets.science.options import (
-    ENGINES,
-    FILTERS,
-    RING_METHODS,
-    OptionsError,
-    ReconOptions,
-)
+from bl832_assets.science.engines import engine_names
+from bl832_assets.science.options import FILTERS, RING_METHODS, OptionsError, ReconOptions
 from bl832_assets.settings import SettingsError
 
 
@@ -54,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     recon.add_argument("--angle-step", type=int, help="use every n-th projection")
     recon.add_argument("--bin", type=int, dest="binning", choices=(1, 2, 4))
     recon.add_argument("--filter", dest="filter_name", choices=FILTERS)
-    recon.add_argument("--engine", choices=ENGINES)
+    recon.add_argument("--engine", choices=engine_names())
     recon.add_argument("--rings", dest="ring_removal", choices=RING_METHODS)
 
     pyramid = commands.add_parser("pyramid", help="build an OME-Zarr pyramid from a TIFF folder")

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, get_args
 
-FILTERS = ("butterworth", "ramp", "shepp-logan", "cosine", "hamming", "hann", "parzen")
-ENGINES = ("dfi", "fbp")
-RING_METHODS = ("fw", "sort", "none")
+from bl832_assets.science.engines import engine_names
+from bl832_assets.science.filters import FilterName
+from bl832_assets.science.rings import StripeMethod
+
+FILTERS: tuple[str, ...] = get_args(FilterName)
+RING_METHODS: tuple[str, ...] = get_args(StripeMethod)
 BINNINGS = (1, 2, 4)
 
 
@@ -48,7 +51,7 @@ class ReconOptions:
             )
         for name, value, known in (
             ("filter_name", self.filter_name, FILTERS),
-            ("engine", self.engine, ENGINES),
+            ("engine", self.engine, engine_names()),  # a registered GPU engine counts too
             ("ring_removal", self.ring_removal, RING_METHODS),
         ):
             if value not in known:
