@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from pagecache import evict
+
 from bl832_assets.resources.transfer import LocalTransferResource
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,12 +42,7 @@ def make_source(path: Path, size_mib: int) -> None:
 
 def start_cold(source: Path, destination: Path) -> None:
     destination.unlink(missing_ok=True)
-    os.sync()
-    fd = os.open(source, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
+    evict(source)
 
 
 def sha256sum(path: Path) -> str:

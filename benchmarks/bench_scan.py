@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pagecache import evict
 from scanfile import write_scan
 
 REPO = Path(__file__).resolve().parent.parent
@@ -74,16 +75,6 @@ def scan_file(columns: int, rows: int, angles: int) -> Path:
         size = path.stat().st_size / 1e9
         print(f"wrote {path.name} ({size:.2f} GB) in {time.perf_counter() - started:.1f} s")
     return path
-
-
-def evict(path: Path) -> None:
-    """Write back dirty pages, then drop ``path`` from the page cache."""
-    os.sync()
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 def _status_mb(pid: int, field: str) -> float:
