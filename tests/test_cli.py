@@ -100,3 +100,28 @@ def test_invalid_settings_file_fails_naming_the_field(
     assert main(["config", "show"]) == 1
     error = capsys.readouterr().err
     assert str(config) in error and "sensor.interval_seconds" in error
+
+
+def test_demo_materializes_every_asset_of_the_graph(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "quick.yaml"
+    config.write_text(f"home: {home}\nsensor: {{settle_seconds: 0.2}}\n")
+    monkeypatch.setenv("BL832_CONFIG", str(config))
+    assert main(["demo"]) == 0
+    table = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in table.splitlines() if "/" in line.split(" ")[0]}
+    expected = {
+        f"{location}/{dataset}"
+        for location in ("nersc", "alcf", "olcf")
+        for dataset in ("raw_scan", "recon_tiff", "recon_zarr")
+    } | {
+        "data832/raw_scan",
+        "data832/recon_tiff",
+        "data832/recon_zarr",
+        "catalog/raw_dataset",
+        "catalog/derived_dataset",
+    }
+    assert set(rows) == expected
+    assert all("materialized" in row and "✗" not in row for row in rows.values())
+    assert len(list((home / "previews").glob("*_middle_slice.png"))) == 1

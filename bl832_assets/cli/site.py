@@ -86,10 +86,16 @@ def _preview(settings: Settings, report: RunReport) -> None:
 
 
 def demo() -> int:
-    """``bl832 demo``: a synthetic scan from the detector to the pyramid on this machine."""
+    """``bl832 demo``: a synthetic scan from the detector to the pyramid on this machine.
+
+    The demo switches every facility's reconstruction on (the site's own switches stay as they
+    are for real scans), so that one scan materializes every asset of the graph."""
     from bl832_assets.science.synth import write_synthetic_scan
 
-    settings = load_settings()
+    site = load_settings()
+    everywhere = {f"{facility}_recon": True for facility in site.hpc}
+    settings = site.model_copy(update={"decision": site.decision.model_copy(update=everywhere)})
+    print(f"demo: new_file_832 on, reconstruction at {', '.join(site.hpc)}")
     name = time.strftime("%Y%m%d_%H%M%S") + "_demo_phantom.h5"
     folder = settings.root(settings.detector) / "BLS-00564_demo"
     scan = write_synthetic_scan(folder / name, columns=128, rows=16, angles=181, centre_offset=3.5)
