@@ -1,0 +1,331 @@
+"""The facility catalog: raw and derived datasets in SciCat, through pyscicat's ScicatClient.
+
+Records come from ``mapping``, so SciCat holds exactly what the local catalog holds. SciCat
+assigns pids itself, so re-ingest cannot rely on a pid we chose: it looks the dataset up by
+the fields that name the scan (type and runNumber, the scan key; a derived one also by its raw
+input) and PATCHes it, and patches the datablock and thumbnail it finds rather than adding
+more. An export-controlled scan is refused before any request is made.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+from urllib.parse import quote_plus
+
+import requests
+from pydantic import BaseModel, ConfigDict, Field
+from pyscicat.client import ScicatClient, ScicatCommError, ScicatLoginError
+from pyscicat.model import Attachment, CreateDatasetOrigDatablockDto, DerivedDataset, RawDataset
+
+from bl832_assets.resources.catalog.base import CatalogRecord, CatalogResource, FileEntry
+from bl832_assets.resources.catalog.errors import CatalogError, DatasetNotFound
+from bl832_assets.resources.catalog.mapping import (
+    derived_dataset,
+    origdatablock,
+    raw_dataset,
+    scan_key_of,
+)
+from bl832_assets.science.dx import ScanMetadata
+
+THUMBNAIL_CAPTION = "raw image"
+_T = TypeVar("_T")
+
+
+class CatalogRejected(CatalogError):
+    """SciCat answered a request with an error status; ``message`` is what SciCat said."""
+
+    def __init__(self, operation: str, status: int, message: str) -> None:
+        self.operation = operation
+        self.status = status
+        self.message = message
+        super().__init__(f"SciCat refused {operation} with HTTP {status}: {message}")
+
+
+class CatalogUnavailable(CatalogError):
+    """SciCat could not be reached or did not answer with JSON: worth retrying later."""
+
+
+class ExportControlled(CatalogError):
+    """The scan is export controlled, so its metadata must never leave the beamline."""
+
+    def __init__(self, scan_file: str) -> None:
+        self.scan_file = scan_file
+        super().__init__(f"{scan_file} is export controlled; it is not sent to SciCat")
+
+
+class _RawDataset(RawDataset):
+    """pyscicat's model lacks fields the backend accepts (runNumber); keep them."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class _DerivedDataset(DerivedDataset):
+    model_config = ConfigDict(extra="allow")
+
+
+class _Datablock(CreateDatasetOrigDatablockDto):
+    """pyscicat types chkAlg as int; the backend takes the algorithm's name."""
+
+    chkAlg: str | None = None
+
+
+class _Body(BaseModel):
+    """A request body sent as given: a PATCH carries only the fields it changes."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class _Client(ScicatClient):
+    """ScicatClient, plus the sub-resource reads and patches it lacks, and the status of the
+    last response, which its ScicatCommError leaves out."""
+
+    last_response: requests.Response | None = None
+
+    def _send_to_scicat(
+        self, cmd: str, endpoint: str, data: BaseModel | None = None
+    ) -> requests.Response:
+        self.last_response = None
+        self.last_response = super()._send_to_scicat(cmd, endpoint, data)
+        return self.last_response
+
+    def datasets_attachments_get(self, pid: str) -> list[dict[str, Any]]:
+        return self._call_endpoint("get", f"Datasets/{quote_plus(pid)}/attachments") or []
+
+    def datasets_child_update(self, pid: str, kind: str, child_id: str, body: BaseModel) -> None:
+        endpoint = f"Datasets/{quote_plus(pid)}/{kind}/{quote_plus(child_id)}"
+        self._call_endpoint("patch", endpoint, body, operation=f"{kind}_update")
+
+
+class ScicatCatalogResource(CatalogResource):
+    """Keeps raw and derived datasets of scans in the facility's SciCat."""
+
+    url: str = Field(description="SciCat API base URL, e.g. https://scicat.example/api/v3.")
+    token: str | None = Field(default=None, description="API token; or username and password.")
+    username: str | None = Field(default=None, description="Functional account to log in as.")
+    password: str | None = Field(default=None, description="Password of the functional account.")
+    timeout_seconds: int = Field(default=60, description="Per-request timeout.")
+
+    def ingest_raw(
+        self,
+        scan_file: str,
+        metadata: ScanMetadata,
+        files: list[FileEntry],
+        thumbnail: str | None = None,
+    ) -> CatalogRecord:
+        if metadata.export_control:
+            raise ExportControlled(scan_file)
+        dataset = raw_dataset(scan_file, metadata, files)
+        with self._session() as client:
+            where = {"type": "raw", "runNumber": scan_key_of(scan_file)}
+            pid, created = self._upsert(client, where, dataset, _RawDataset)
+            self._put_datablock(client, pid, origdatablock(dataset["sourceFolder"], files))
+            if thumbnail is not None:
+                self._put_thumbnail(client, pid, dataset, thumbnail)
+            return CatalogRecord(pid, created, self._read(client, pid) or {})
+
+    def ingest_derived(
+        self,
+        raw_pid: str,
+        scan_key: str,
+        tiff_folder: str,
+        zarr_folder: str,
+        files: list[FileEntry],
+        used_software: list[str],
+        job_parameters: Mapping[str, Any] | None = None,
+    ) -> CatalogRecord:
+        with self._session() as client:
+            raw = self._read(client, raw_pid)
+            if raw is None:
+                raise DatasetNotFound(raw_pid)
+            dataset = derived_dataset(
+                raw,
+                raw_pid=raw_pid,
+                scan_key=scan_key,
+                tiff_folder=tiff_folder,
+                zarr_folder=zarr_folder,
+                files=files,
+                used_software=used_software,
+                job_parameters=job_parameters,
+            )
+            where = {"type": "derived", "runNumber": scan_key, "inputDatasets": raw_pid}
+            pid, created = self._upsert(client, where, dataset, _DerivedDataset)
+            self._put_datablock(client, pid, origdatablock(dataset["sourceFolder"], files))
+            return CatalogRecord(pid, created, self._read(client, pid) or {})
+
+    def get(self, pid: str) -> dict[str, Any] | None:
+        with self._session() as client:
+            return self._read(client, pid)
+
+    def find_raw(self, scan: str) -> CatalogRecord | None:
+        with self._session() as client:
+            pid = self._find(client, {"type": "raw", "runNumber": scan_key_of(scan)})
+            return None if pid is None else CatalogRecord(pid, False, self._read(client, pid) or {})
+
+    def _upsert(
+        self,
+        client: _Client,
+        where: dict[str, str],
+        dataset: dict[str, Any],
+        model: type[BaseModel],
+    ) -> tuple[str, bool]:
+        """The pid of the scan's dataset, created or updated, and whether it was created."""
+        pid = self._find(client, where)
+        if pid is None:
+            body = model(**dataset)
+            return _call(client, "datasets_create", lambda: client.datasets_create(body)), True
+        patch = _Body(**{k: v for k, v in dataset.items() if k != "type"})
+        _call(client, "datasets_update", lambda: client.datasets_update(patch, pid))
+        return pid, False
+
+    def _find(self, client: _Client, where: dict[str, str]) -> str | None:
+        """The oldest matching dataset, so a duplicate made by hand elsewhere is not chosen."""
+        found = _call(client, "datasets_get_many", lambda: client.datasets_get_many(where)) or []
+        return min(found, key=lambda d: d.get("createdAt", ""))["pid"] if found else None
+
+    def _put_datablock(self, client: _Client, pid: str, datablock: dict[str, Any]) -> None:
+        """One origdatablock per dataset: the first one found is patched to the new file list."""
+        existing = _call(
+            client, "origdatablocks_get", lambda: client.datasets_origdatablocks_get_one(pid)
+        )
+        if existing:
+            body = _Body(**datablock)
+            _call(
+                client,
+                "origdatablocks_update",
+                lambda: client.datasets_child_update(
+                    pid, "origdatablocks", existing[0]["id"], body
+                ),
+            )
+        else:
+            dto = _Datablock(**datablock)
+            _call(
+                client,
+                "origdatablock_create",
+                lambda: client.datasets_origdatablock_create(pid, dto),
+            )
+
+    def _put_thumbnail(
+        self, client: _Client, pid: str, dataset: dict[str, Any], thumbnail: str
+    ) -> None:
+        attachments = _call(client, "attachments_get", lambda: client.datasets_attachments_get(pid))
+        ours = [a for a in attachments if a.get("caption") == THUMBNAIL_CAPTION]
+        if ours:
+            body = _Body(thumbnail=thumbnail)
+            _call(
+                client,
+                "attachments_update",
+                lambda: client.datasets_child_update(pid, "attachments", ours[0]["id"], body),
+            )
+            return
+        attachment = Attachment(
+            datasetId=pid,
+            thumbnail=thumbnail,
+            caption=THUMBNAIL_CAPTION,
+            ownerGroup=dataset["ownerGroup"],
+            accessGroups=dataset["accessGroups"],
+        )
+        _call(client, "attachment_create", lambda: client.datasets_attachment_create(attachment))
+
+    def _read(self, client: _Client, pid: str) -> dict[str, Any] | None:
+        """The dataset with its datablocks and attachments, shaped as the local catalog's."""
+        try:
+            dataset = _call(client, "datasets_get_one", lambda: client.datasets_get_one(pid))
+        except CatalogRejected as rejected:
+            if rejected.status == 404:
+                return None
+            raise
+        if not dataset:
+            return None
+        blocks = _call(
+            client, "origdatablocks_get", lambda: client.datasets_origdatablocks_get_one(pid)
+        )
+        attachments = _call(client, "attachments_get", lambda: client.datasets_attachments_get(pid))
+        return {**dataset, "origdatablocks": blocks or [], "attachments": attachments}
+
+    @contextmanager
+    def _session(self) -> Iterator[_Client]:
+        """A logged-in client; every error leaving it is a CatalogError free of secrets."""
+        try:
+            yield self._login()
+        except CatalogError as error:
+            raise _redacted(error, self._secrets()) from None
+
+    def _login(self) -> _Client:
+        try:
+            return _Client(
+                base_url=self.url,
+                token=self.token,
+                username=self.username,
+                password=self.password,
+                timeout_seconds=self.timeout_seconds,
+            )
+        except ScicatLoginError as refused:
+            raise _login_error(refused, self.username) from None
+        except AssertionError:
+            raise CatalogError("SciCat needs a token, or a username and password") from None
+        except requests.RequestException as exc:
+            raise CatalogUnavailable(f"SciCat at {self.url} unreachable ({_kind(exc)})") from None
+
+    def _secrets(self) -> list[str]:
+        return [s for s in (self.token, self.password) if s]
+
+
+def _call(client: _Client, operation: str, request: Callable[[], _T]) -> _T:
+    """Run one pyscicat call, turning its errors into ours. Exceptions are re-raised ``from
+    None``: requests' own messages carry the URL, and with it the ``access_token`` query."""
+    try:
+        return request()
+    except (ScicatCommError, requests.RequestException) as exc:
+        response = client.last_response
+        if response is None:
+            raise CatalogUnavailable(
+                f"SciCat unreachable during {operation} ({_kind(exc)})"
+            ) from None
+        message = _message(response)
+        if response.status_code >= 500 or response.ok:
+            raise CatalogUnavailable(
+                f"SciCat failed {operation} with HTTP {response.status_code}: {message}"
+            ) from None
+        raise CatalogRejected(operation, response.status_code, message) from None
+
+
+def _login_error(refused: ScicatLoginError, username: str | None) -> CatalogError:
+    """pyscicat keeps only the body of a refused login; NestJS puts the status in it."""
+    try:
+        body = json.loads(refused.message)
+        status, said = int(body["statusCode"]), body.get("message", "")
+    except (ValueError, TypeError, KeyError):
+        status, said = 401, bytes(refused.message).decode(errors="replace")[:500]
+    if status >= 500:
+        return CatalogUnavailable(f"SciCat failed the login with HTTP {status}: {said}")
+    return CatalogRejected("login", status, f"login of {username!r} refused: {said}")
+
+
+def _message(response: requests.Response) -> str:
+    """SciCat's own words: NestJS puts them in ``message`` (a list for validation errors)."""
+    try:
+        said = response.json().get("message", response.text)
+    except (ValueError, AttributeError):
+        said = response.text
+    return "; ".join(map(str, said)) if isinstance(said, list) else str(said)[:500]
+
+
+def _kind(exc: Exception) -> str:
+    return type(exc).__name__
+
+
+def _redacted(error: CatalogError, secrets: list[str]) -> CatalogError:
+    """The error, with any secret that SciCat echoed back masked in its message."""
+
+    def mask(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    error.args = tuple(mask(str(arg)) for arg in error.args)
+    if isinstance(error, CatalogRejected):
+        error.message = mask(error.message)
+    return error
