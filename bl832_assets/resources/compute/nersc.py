@@ -1,0 +1,250 @@
+"""NERSC: the payload runs as a Slurm job on Perlmutter, submitted through the Superfacility API.
+
+A step submits once: the job id goes into the run's tags before the step waits, so a retried
+step (after a crash, a lost connection, a killed worker) finds it and waits for that job again
+instead of reconstructing the scan twice. Cancelling the Dagster run cancels the job.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import dagster as dg
+from pydantic import Field
+from sfapi_client import Client
+from sfapi_client.compute import Compute, Machine
+from sfapi_client.jobs import TERMINAL_STATES, JobSqueue, JobState
+
+from bl832_assets.resources.compute.base import ComputeFailed, ComputeOutcome, ComputeResource
+from bl832_assets.resources.compute.sfapi_pipes import DownloadedMessageReader
+from bl832_assets.resources.compute.slurm_script import DEFAULT_TEMPLATE, render
+from bl832_assets.science.options import ReconOptions
+
+STDERR_TAIL_LINES = 20
+TAG_PREFIX = "bl832/nersc-job"
+
+
+class SlurmJobFailed(ComputeFailed):
+    """A Slurm job ended in a state other than COMPLETED; ``state`` and ``exit_code`` say how."""
+
+    def __init__(self, description: str, state: str, exit_code: str, stderr_tail: str) -> None:
+        super().__init__(
+            description=description,
+            metadata={
+                "slurm_state": state,
+                "exit_code": exit_code,
+                "stderr_tail": dg.MetadataValue.text(stderr_tail),
+            },
+            allow_retries=False,
+        )
+        self.state = state
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """What a retried step needs to find its job again: the run, the Slurm id, the file tag."""
+
+    run_id: str
+    jobid: str
+    tag: str
+
+    def encode(self) -> str:
+        return f"{self.run_id}:{self.jobid}:{self.tag}"
+
+    @classmethod
+    def decode(cls, value: str) -> JobRecord:
+        run_id, jobid, tag = value.split(":")
+        return cls(run_id, jobid, tag)
+
+
+class NerscComputeResource(ComputeResource):
+    """Runs ``bl832 recon`` and ``bl832 pyramid`` as Slurm jobs on a NERSC machine."""
+
+    client_id: str = Field(default="", description="Superfacility API client id.")
+    secret: str = Field(
+        default="", description="Client private key as JWK JSON text (wire it from an EnvVar)."
+    )
+    key_path: str = Field(
+        default="", description="Alternative to client_id/secret: a chmod-600 SF API key file."
+    )
+    api_url: str = Field(default="https://api.nersc.gov/api/v1.2", description="SF API base.")
+    token_url: str = Field(
+        default="https://oidc.nersc.gov/c2id/token", description="OAuth token endpoint."
+    )
+    machine: str = Field(default="perlmutter", description="NERSC machine to submit to.")
+    account: str = Field(default="als", description="Slurm account (NERSC project).")
+    qos: str = Field(default="realtime", description="Slurm QoS.")
+    constraint: str = Field(default="cpu", description="Slurm node constraint (cpu, gpu).")
+    time_limit: str = Field(default="00:30:00", description="Slurm wall-clock limit.")
+    image: str = Field(
+        default="registry.nersc.gov/als/bl832:latest", description="Payload container image."
+    )
+    launcher: str = Field(
+        default="bl832", description="How the job invokes the payload CLI inside the image."
+    )
+    raw_root: str = Field(description="NERSC folder holding the raw scan copies (CFS).")
+    scratch_root: str = Field(description="NERSC folder where reconstructions go (pscratch).")
+    jobs_root: str = Field(
+        description="Existing NERSC folder for job logs and Pipes messages; jobs run in it."
+    )
+    script_template: str = Field(
+        default=DEFAULT_TEMPLATE,
+        description="Batch script with $placeholders (see slurm_script); it must cd to "
+        "$jobs_root and send stderr to $jobs_root/$tag-%j.err, where failures are read from.",
+    )
+    poll_seconds: float = Field(default=15.0, description="Seconds between job state checks.")
+
+    # -- the interface ---------------------------------------------------------------------
+
+    def reconstruct(
+        self, context: dg.AssetExecutionContext, scan: str, options: ReconOptions
+    ) -> ComputeOutcome:
+        relative = PurePosixPath(scan)
+        out_dir = PurePosixPath(self.scratch_root) / relative.parent
+        output = (relative.parent / f"rec{relative.stem}").as_posix()
+        source = str(PurePosixPath(self.raw_root) / relative)
+        args = [source, str(out_dir), "--options", options.to_json()]
+        return self._run(context, "recon", args, output)
+
+    def build_pyramid(self, context: dg.AssetExecutionContext, tiff_folder: str) -> ComputeOutcome:
+        source = PurePosixPath(self.scratch_root) / tiff_folder
+        output = f"{tiff_folder}.zarr"
+        target = PurePosixPath(self.scratch_root) / output
+        return self._run(context, "pyramid", [str(source), str(target)], output)
+
+    # -- one job ------------------------------------------------------------------------------
+
+    def _run(
+        self, context: dg.AssetExecutionContext, step: str, args: Sequence[str], output: str
+    ) -> ComputeOutcome:
+        started = time.monotonic()
+        tag_key = _tag_key(context, step)
+        record = self._recorded(context, tag_key)
+        tag = record.tag if record else f"{step}-{uuid.uuid4().hex[:12]}"
+        with self.client() as compute:
+            messages = f"{tag}.pipes.jsonl"
+            reader = DownloadedMessageReader(
+                messages, f"{self.jobs_root}/{messages}", lambda path: _download(compute, path)
+            )
+            with dg.open_pipes_session(
+                context=context,
+                context_injector=dg.PipesEnvContextInjector(),
+                message_reader=reader,
+            ) as session:
+                if record is None:
+                    script = self._script(step, tag, args, session.get_bootstrap_env_vars())
+                    record = _submit_and_record(context, compute, script, tag_key, tag)
+                else:
+                    context.log.info(f"NERSC {step}: re-attached to Slurm job {record.jobid}")
+                state = self._wait(JobSqueue(jobid=record.jobid, compute=compute), reader)
+                if state != JobState.COMPLETED:
+                    raise self._failure(compute, step, record, state)
+            reported = dg.PipesClientCompletedInvocation(session).get_materialize_result()
+        return ComputeOutcome(
+            record.jobid, output, reported.metadata or {}, time.monotonic() - started
+        )
+
+    @contextmanager
+    def client(self) -> Iterator[Compute]:
+        """The configured machine, through an authenticated SF API client open for the block."""
+        if self.key_path:
+            client = Client(key=self.key_path, api_base_url=self.api_url, token_url=self.token_url)
+        else:
+            client = Client(
+                self.client_id,
+                json.loads(self.secret),
+                api_base_url=self.api_url,
+                token_url=self.token_url,
+            )
+        with client:
+            yield client.compute(Machine(self.machine))
+
+    def _recorded(self, context: dg.AssetExecutionContext, tag_key: str) -> JobRecord | None:
+        """The job an earlier attempt of this step submitted in this run, if any. A record from
+        another run (a re-execution copies its parent's tags) is ignored: that job may have
+        ended badly, and the re-execution asked for a fresh one."""
+        run = context.instance.get_run_by_id(context.run.run_id)
+        value = run.tags.get(tag_key) if run else None
+        record = JobRecord.decode(value) if value else None
+        return record if record and record.run_id == context.run.run_id else None
+
+    def _script(self, step: str, tag: str, args: Sequence[str], env: dict[str, str]) -> str:
+        return render(
+            self.script_template,
+            command=[*self.launcher.split(), step, *args],
+            env=env,
+            step=step,
+            tag=tag,
+            account=self.account,
+            qos=self.qos,
+            constraint=self.constraint,
+            time_limit=self.time_limit,
+            image=self.image,
+            raw_root=self.raw_root,
+            scratch_root=self.scratch_root,
+            jobs_root=self.jobs_root,
+        )
+
+    def _wait(self, job: JobSqueue, reader: DownloadedMessageReader) -> JobState:
+        """Poll until the job ends, relaying Pipes messages; a cancelled run cancels the job."""
+        try:
+            while True:
+                job.update()
+                reader.pull()
+                if job.state in TERMINAL_STATES:
+                    return job.state
+                time.sleep(self.poll_seconds)
+        except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
+            job.cancel()
+            raise
+
+    def _failure(
+        self, compute: Compute, step: str, record: JobRecord, state: JobState
+    ) -> SlurmJobFailed:
+        exit_code = getattr(compute.job(record.jobid), "exitcode", None) or "unknown"
+        stderr = _download(compute, f"{self.jobs_root}/{record.tag}-{record.jobid}.err") or ""
+        tail = "\n".join(stderr.splitlines()[-STDERR_TAIL_LINES:])
+        return SlurmJobFailed(
+            f"NERSC {step} job {record.jobid} ended {state.value} (exit code {exit_code}):\n{tail}",
+            state.value,
+            exit_code,
+            tail,
+        )
+
+
+def _submit_and_record(
+    context: dg.AssetExecutionContext, compute: Compute, script: str, tag_key: str, tag: str
+) -> JobRecord:
+    """Submit, then write the job id into the run's tags before anything can fail, so a retry
+    of this step finds the job instead of submitting another."""
+    job = compute.submit_job(script)
+    record = JobRecord(context.run.run_id, str(job.jobid), tag)
+    context.instance.add_run_tags(context.run.run_id, {tag_key: record.encode()})
+    context.log.info(f"NERSC: submitted Slurm job {job.jobid} ({tag})")
+    return record
+
+
+def _tag_key(context: dg.AssetExecutionContext, step: str) -> str:
+    """One run tag per op and payload, so an op that runs both keeps both jobs apart."""
+    op_name = re.sub(r"[^A-Za-z0-9_.-]", "_", context.op_def.name)
+    return f"{TAG_PREFIX}.{step}.{op_name}"
+
+
+def _download(compute: Compute, path: str) -> str | None:
+    """A text file on the facility through the SF API, or ``None`` when it does not exist."""
+    response = compute.client.get(
+        f"utilities/download/{compute.name}/{path}", params={"binary": True}
+    )
+    body = response.json()
+    if body.get("status") != "OK" or body.get("file") is None:
+        return None
+    return base64.b64decode(body["file"]).decode(errors="replace")

@@ -1,0 +1,42 @@
+"""The batch script a NERSC job runs, rendered from a template kept in settings.
+
+The template is plain text with ``$name`` placeholders (``string.Template``), so an operator can
+change account, QoS, constraint or the container line without touching code; placeholders it
+does not know (``$HOME``, ``$SLURM_JOB_ID``) are left for bash. A job runs in ``$jobs_root``:
+the payload writes its Pipes messages there under a relative name.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from string import Template
+
+DEFAULT_TEMPLATE = """#!/bin/bash
+#SBATCH --job-name=bl832-$step
+#SBATCH --account=$account
+#SBATCH --qos=$qos
+#SBATCH --constraint=$constraint
+#SBATCH --time=$time_limit
+#SBATCH --nodes=1
+#SBATCH --output=$jobs_root/$tag-%j.out
+#SBATCH --error=$jobs_root/$tag-%j.err
+set -euo pipefail
+cd $jobs_root
+$pipes_env
+podman-hpc run --rm -e DAGSTER_PIPES_CONTEXT -e DAGSTER_PIPES_MESSAGES \\
+  --volume $raw_root:$raw_root --volume $scratch_root:$scratch_root --workdir $jobs_root \\
+  $image $command
+"""
+
+
+def export_lines(env: Mapping[str, str]) -> str:
+    """``export`` lines that hand the Dagster Pipes bootstrap variables to the payload."""
+    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in env.items())
+
+
+def render(template: str, *, command: Sequence[str], env: Mapping[str, str], **values: str) -> str:
+    """The script for one job: ``command`` quoted for bash, ``env`` exported before it."""
+    return Template(template).safe_substitute(
+        values, command=shlex.join(command), pipes_env=export_lines(env)
+    )
