@@ -1,0 +1,233 @@
+"""The Globus backend: endpoints are Globus collections, copies are Transfer tasks.
+
+Exactly once: the submission id is derived (uuid5) from the Dagster run id, the label, the
+endpoints and the path, so every attempt of a step (same run) resubmits the same id and Globus
+returns the task already started instead of starting a second; a new run of the partition gets
+a new id and really copies again. See ``globus_tasks`` for the FAILED-task chain.
+
+Success: only a re-read ``SUCCEEDED`` counts; FAILED, INACTIVE and a task still running at
+``max_wait_seconds`` (also set as the task's Globus deadline) raise ``GlobusTaskFailed``.
+
+Checksums: Globus verifies every file itself (``verify_checksum``) but returns no hashes and
+has no remote hash API, so ``checksums`` raises ``ChecksumUnavailable`` rather than pretend,
+and a copy's ``sha256`` is empty: its proof is the SUCCEEDED, checksum-verified task.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import PurePosixPath
+from typing import Any
+
+import dagster as dg
+import globus_sdk
+from globus_sdk.transport import RetryConfig
+from pydantic import Field, PrivateAttr
+
+from bl832_assets.resources.transfer.base import TransferResource
+from bl832_assets.resources.transfer.errors import PathNotFound, UnknownEndpoint
+from bl832_assets.resources.transfer.globus_errors import (
+    ChecksumUnavailable,
+    GlobusRequestRefused,
+)
+from bl832_assets.resources.transfer.globus_tasks import (
+    NAMESPACE,
+    TaskScope,
+    submit_once,
+    wait_for_success,
+)
+from bl832_assets.resources.transfer.paths import safe_relative_path
+from bl832_assets.resources.transfer.results import TaskStatus, TransferResult
+
+_LABEL_FORBIDDEN = re.compile(r"[^A-Za-z0-9 ,_-]")  # Globus refuses labels with other characters
+
+
+class GlobusTransferResource(TransferResource):
+    """Copies between Globus collections with sync_level=checksum and verify_checksum, waiting
+    for each task and treating only SUCCEEDED as done."""
+
+    collections: dict[str, str] = Field(
+        description="Endpoint name → Globus collection UUID, e.g. {'spot832': '…'}."
+    )
+    roots: dict[str, str] = Field(
+        default_factory=dict,
+        description="Endpoint name → folder inside its collection holding the endpoint's data "
+        "(default '/').",
+    )
+    client_id: str = Field(description="Confidential client id (give as dg.EnvVar).")
+    client_secret: str = Field(description="Confidential client secret (give as dg.EnvVar).")
+    transfer_url: str | None = Field(
+        default=None, description="Transfer API base URL; None means production Globus."
+    )
+    auth_url: str | None = Field(
+        default=None, description="Globus Auth base URL; None means production Globus."
+    )
+    poll_seconds: float = Field(default=15.0, gt=0, description="Seconds between task polls.")
+    max_wait_seconds: float = Field(
+        default=6 * 3600,
+        gt=0,
+        description="Task deadline: a task still running after this is cancelled and fails.",
+    )
+    max_retries: int = Field(
+        default=5, ge=0, description="HTTP retries on connection errors and 429/5xx replies."
+    )
+
+    _run_id: str = PrivateAttr(default="")
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Attempts of one run share its id; a new run of the same partition must copy again.
+        self._run_id = context.run.run_id if context.run else ""
+
+    def copy(
+        self, source: str, destination: str, relative_path: str, *, label: str
+    ) -> TransferResult:
+        relative = safe_relative_path(relative_path)
+        scope = TaskScope(source, destination, str(relative))
+        started = time.monotonic()
+        try:
+            client = self._client()
+            data = globus_sdk.TransferData(
+                self._collection(source),
+                self._collection(destination),
+                label=_label(label),
+                submission_id=self._submission_id("transfer", label, scope),
+                sync_level="checksum",
+                verify_checksum=True,
+                preserve_timestamp=True,
+                fail_on_quota_errors=True,
+                deadline=self._deadline(),
+            )
+            data.add_item(
+                str(self._path(source, relative)),
+                str(self._path(destination, relative)),
+                recursive=self._is_folder(client, source, relative),
+            )
+            task = submit_once(client, client.submit_transfer, data, scope)
+            task = self._wait(client, task, scope)
+        except globus_sdk.GlobusAPIError as error:
+            raise GlobusRequestRefused(f"copy of {scope.relative_path!r}", error) from None
+        return TransferResult(
+            task_id=task["task_id"],
+            status=TaskStatus.SUCCEEDED,
+            source=source,
+            destination=destination,
+            relative_path=scope.relative_path,
+            # Globus reports no total size; what it moved is the known lower bound.
+            bytes_total=int(task.get("bytes_transferred") or 0),
+            bytes_transferred=int(task.get("bytes_transferred") or 0),
+            files_transferred=int(task.get("files_transferred") or 0),
+            files_skipped=int(task.get("files_skipped") or 0),
+            sha256={},
+            seconds=time.monotonic() - started,
+        )
+
+    def checksums(self, endpoint: str, relative_path: str) -> dict[str, str]:
+        raise ChecksumUnavailable(endpoint, relative_path)
+
+    def exists(self, endpoint: str, relative_path: str) -> bool:
+        path = self._path(endpoint, safe_relative_path(relative_path))
+        try:
+            listing = self._client().operation_ls(self._collection(endpoint), path=str(path.parent))
+        except globus_sdk.GlobusAPIError as error:
+            if error.http_status == 404:
+                return False
+            raise GlobusRequestRefused(f"listing {endpoint}:{path.parent}", error) from None
+        return any(entry["name"] == path.name for entry in listing)
+
+    def delete(self, endpoint: str, relative_path: str, *, label: str) -> str:
+        """Delete a file or folder (recursively) on ``endpoint``; already gone is fine. Blocks
+        until the delete task SUCCEEDED and returns its id, exactly once like ``copy``."""
+        relative = safe_relative_path(relative_path)
+        scope = TaskScope(endpoint, endpoint, str(relative))
+        try:
+            client = self._client()
+            data = globus_sdk.DeleteData(
+                self._collection(endpoint),
+                label=_label(label),
+                submission_id=self._submission_id("delete", label, scope),
+                recursive=True,
+                ignore_missing=True,
+                deadline=self._deadline(),
+            )
+            data.add_item(str(self._path(endpoint, relative)))
+            task = submit_once(client, client.submit_delete, data, scope)
+            return self._wait(client, task, scope)["task_id"]
+        except globus_sdk.GlobusAPIError as error:
+            raise GlobusRequestRefused(f"delete of {scope.relative_path!r}", error) from None
+
+    def mkdir(self, endpoint: str, relative_path: str) -> None:
+        """Create a folder (its parent must exist); an existing folder is fine."""
+        path = self._path(endpoint, safe_relative_path(relative_path))
+        try:
+            self._client().operation_mkdir(self._collection(endpoint), str(path))
+        except globus_sdk.GlobusAPIError as error:
+            if error.code != "ExternalError.MkdirFailed.Exists":
+                raise GlobusRequestRefused(f"mkdir {endpoint}:{path}", error) from None
+
+    def successful_transfers(self, task_id: str) -> list[tuple[str, str]]:
+        """(source_path, destination_path) of every file a task moved, for the run's metadata."""
+        try:
+            pages = self._client().paginated.task_successful_transfers(task_id)
+            return [(item["source_path"], item["destination_path"]) for item in pages.items()]
+        except globus_sdk.GlobusAPIError as error:
+            raise GlobusRequestRefused(f"files of task {task_id}", error) from None
+
+    def _client(self) -> globus_sdk.TransferClient:
+        retry = RetryConfig(max_retries=self.max_retries, max_sleep=min(10, self.poll_seconds))
+        auth = globus_sdk.ConfidentialAppAuthClient(
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            base_url=self.auth_url,
+            retry_config=retry,
+        )
+        authorizer = globus_sdk.ClientCredentialsAuthorizer(
+            auth, globus_sdk.TransferClient.scopes.all
+        )
+        return globus_sdk.TransferClient(
+            base_url=self.transfer_url, authorizer=authorizer, retry_config=retry
+        )
+
+    def _wait(
+        self, client: globus_sdk.TransferClient, task: dict[str, Any], scope: TaskScope
+    ) -> dict[str, Any]:
+        return wait_for_success(
+            client,
+            task,
+            scope,
+            poll_seconds=self.poll_seconds,
+            max_wait_seconds=self.max_wait_seconds,
+        )
+
+    def _submission_id(self, kind: str, label: str, scope: TaskScope) -> str:
+        parts = (kind, self._run_id, label, scope.source, scope.destination, scope.relative_path)
+        return str(uuid.uuid5(NAMESPACE, "\n".join(parts)))
+
+    def _deadline(self) -> str:
+        deadline = datetime.now(UTC) + timedelta(seconds=self.max_wait_seconds)
+        return deadline.isoformat(timespec="seconds")
+
+    def _is_folder(
+        self, client: globus_sdk.TransferClient, endpoint: str, relative: PurePosixPath
+    ) -> bool:
+        """Whether the source is a folder, which Globus copies only as a recursive item."""
+        path = self._path(endpoint, relative)
+        for entry in client.operation_ls(self._collection(endpoint), path=str(path.parent)):
+            if entry["name"] == path.name:
+                return entry["type"] == "dir"
+        raise PathNotFound(endpoint, str(relative))
+
+    def _collection(self, endpoint: str) -> str:
+        collection = self.collections.get(endpoint)
+        if collection is None:
+            raise UnknownEndpoint(endpoint, sorted(self.collections))
+        return collection
+
+    def _path(self, endpoint: str, relative: PurePosixPath) -> PurePosixPath:
+        return PurePosixPath(self.roots.get(endpoint, "/")) / relative
+
+
+def _label(label: str) -> str:
+    return _LABEL_FORBIDDEN.sub("-", label)[:128]
