@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from pyscicat.client import ScicatClient, ScicatCommError
 from pyscicat.model import RawDataset
+from resource_support import scan_metadata
 
 from bl832_assets.fakes.scicat import FakeSciCat
 from bl832_assets.resources.catalog import CatalogError, DatasetNotFound, FileEntry
@@ -28,24 +29,7 @@ THUMBNAIL = "data:image/png;base64,iVBORw0KGgo="
 
 
 def metadata(export_control: bool = False) -> ScanMetadata:
-    return ScanMetadata(
-        path=SCAN_FILE,
-        shape=(1313, 2160, 2560),
-        dtype="uint16",
-        n_flats=20,
-        n_darks=20,
-        pixel_size_mm=0.00065,
-        instrument_name="ALS 8.3.2",
-        sample_name="fungi1_fast",
-        pi="Dula Parkinson",
-        proposal="BLS-00564",
-        beamline="bl832",
-        experiment_lead="Dula Parkinson",
-        experimenter_name="Jong Seto",
-        experimenter_email="JSeto@LBL.gov",
-        export_control=export_control,
-        scientific={"process/acquisition/rotation/range": 180.0},
-    )
+    return scan_metadata(path=SCAN_FILE, export_control=export_control)
 
 
 def scan_files(sha256: str = "aa") -> list[FileEntry]:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from resources_support import SCAN, scan_metadata
+from resource_support import SCAN, scan_metadata
 
 from bl832_assets.resources.catalog import (
     DatasetNotFound,
@@ -128,7 +128,7 @@ def test_derived_dataset_of_an_unknown_raw_dataset_is_refused(
 _INGEST_MANY = """
 import sys
 from bl832_assets.resources.catalog import FileEntry, LocalCatalogResource
-from resources_support import scan_metadata
+from resource_support import scan_metadata
 catalog = LocalCatalogResource(database=sys.argv[1])
 for _ in range(20):
     catalog.ingest_raw(sys.argv[2], scan_metadata(), [FileEntry(sys.argv[2], 1, 0.0, "aa")])
@@ -138,7 +138,7 @@ for _ in range(20):
 def test_concurrent_ingests_from_several_processes_make_one_dataset(
     catalog: LocalCatalogResource,
 ) -> None:
-    here = str(Path(__file__).parent)
+    here = str(Path(__file__).parents[1])  # tests/, where resource_support lives
     command = [sys.executable, "-c", _INGEST_MANY, catalog.database, SCAN_FILE]
     processes = [subprocess.Popen(command, cwd=here) for _ in range(4)]
 

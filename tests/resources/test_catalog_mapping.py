@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from resources_support import SCAN, scan_metadata
+from resource_support import SCAN, scan_metadata
 
 from bl832_assets.resources.catalog import FileEntry
 from bl832_assets.resources.catalog.mapping import (

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from resources_support import files_in, write
+from resource_support import files_in, write
 
 from bl832_assets.resources.transfer import ChecksumMismatch
 from bl832_assets.resources.transfer.copying import (

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from resources_support import FOLDER, SCAN, files_in, root, write
+from resource_support import FOLDER, SCAN, files_in, root, write
 
 from bl832_assets.resources.transfer import (
     LocalTransferResource,
