@@ -159,7 +159,10 @@ def observe(
             )
         else:
             obs.cursor.pending[relative] = [st.st_size, st.st_mtime_ns]
-    obs.cursor.watermark_ns = newest if newest else now_ns
+    # Only file-system timestamps move the watermark: the kernel stamps files from a coarse
+    # clock that can lag the wall clock by a tick, so a watermark taken from the wall clock
+    # could pass over a file created just after an empty look.
+    obs.cursor.watermark_ns = newest
     at_watermark = {r for r, ctime in changed_at.items() if ctime == obs.cursor.watermark_ns}
     if newest == watermark:
         at_watermark |= done_at_watermark

@@ -198,3 +198,16 @@ def test_missing_detector_root_is_created_not_a_crash(
     result = evaluate_tick(site, instance, None)
     assert _requested(result) == [] and result.skip_reason
     assert site.root(site.detector).is_dir()
+
+
+def test_an_empty_first_look_does_not_set_the_watermark_from_the_wall_clock(
+    site: Settings, instance: dg.DagsterInstance
+) -> None:
+    # The kernel's file clock may lag the wall clock: a file created just after a tick can
+    # carry an earlier time than the tick's. A tick "from the future" stands in for that.
+    empty = evaluate_tick(site, instance, None, now_ns=time.time_ns() + 10**10)
+    assert json.loads(empty.cursor)["watermark_ns"] == 0
+    detector_scan(site, "F/20260101_120020_right_after.h5")
+    assert _requested(evaluate_tick(site, instance, empty.cursor)) == [
+        "20260101_120020_right_after"
+    ]
