@@ -102,45 +102,24 @@ def astra_fbp(slab: np.ndarray, theta: np.ndarray, centre: float) -> np.ndarray:
     return np.asarray(images, dtype=np.float32)
 
 
-def algotom_fbp(slab: np.ndarray, theta: np.ndarray, centre: float) -> np.ndarray:
-    from algotom.rec.reconstruction import fbp_reconstruction
+def _algotom(name: str, slab: np.ndarray, theta: np.ndarray, centre: float, **extra) -> np.ndarray:
+    """One algotom reconstructor over a slab, with the fair settings: no second log, Hamming."""
+    from algotom.rec import reconstruction
 
+    reconstruct = getattr(reconstruction, name)
+    common = {"ratio": None, "filter_name": "hamming", "apply_log": False, "ncore": 1}
     return np.asarray(
-        [
-            fbp_reconstruction(
-                sinogram,
-                centre,
-                theta,
-                ratio=None,
-                filter_name="hamming",
-                apply_log=False,
-                gpu=False,
-                ncore=1,
-            )
-            for sinogram in slab
-        ],
+        [reconstruct(sinogram, centre, theta, **common, **extra) for sinogram in slab],
         dtype=np.float32,
     )
+
+
+def algotom_fbp(slab: np.ndarray, theta: np.ndarray, centre: float) -> np.ndarray:
+    return _algotom("fbp_reconstruction", slab, theta, centre, gpu=False)
 
 
 def algotom_dfi(slab: np.ndarray, theta: np.ndarray, centre: float) -> np.ndarray:
-    from algotom.rec.reconstruction import dfi_reconstruction
-
-    return np.asarray(
-        [
-            dfi_reconstruction(
-                sinogram,
-                centre,
-                theta,
-                ratio=None,
-                filter_name="hamming",
-                apply_log=False,
-                ncore=1,
-            )
-            for sinogram in slab
-        ],
-        dtype=np.float32,
-    )
+    return _algotom("dfi_reconstruction", slab, theta, centre)
 
 
 METHODS: dict[str, Method] = {
