@@ -1,9 +1,10 @@
 """A stateful fake of SciCat's v3 backend on a real HTTP server, for the real pyscicat client.
 
 It validates like the NestJS backend does (whitelist + forbidNonWhitelisted: an unknown field is
-a 400, a missing required one is a 400, a duplicate pid a 409) with the field lists of the
-backend's DTOs, routes case-insensitively as Express does, and reads pids from the raw URI so a
-``%2F`` inside a pid stays part of it. Faults are injected for the next N requests.
+a 400, a missing required one is a 400, a duplicate pid or client-chosen attachment id a 409,
+as the backend's unique indexes do) with the field lists of the backend's DTOs, routes
+case-insensitively as Express does, and reads pids from the raw URI so a ``%2F`` inside a pid
+stays part of it. Faults are injected for the next N requests.
 """
 
 from __future__ import annotations
@@ -229,7 +230,9 @@ class FakeSciCat:
     ) -> dict[str, Any]:
         dataset = self._dataset(pid)
         _validate(body, schema[0], schema[1])
-        child_id = str(uuid.uuid4())
+        child_id = body.get("id") or str(uuid.uuid4())
+        if child_id in table:
+            raise _Reject(409, f"{child_id} already exists")
         table[child_id] = {
             "ownerGroup": dataset["ownerGroup"],
             "accessGroups": dataset.get("accessGroups", []),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from pyscicat.client import ScicatClient, ScicatCommError
@@ -10,7 +12,7 @@ from pyscicat.model import RawDataset
 from resource_support import scan_metadata
 
 from bl832_assets.fakes.scicat import FakeSciCat
-from bl832_assets.resources.catalog import CatalogError, DatasetNotFound, FileEntry
+from bl832_assets.resources.catalog import CatalogError, CatalogRecord, DatasetNotFound, FileEntry
 from bl832_assets.resources.catalog.mapping import raw_dataset
 from bl832_assets.resources.catalog.scicat import (
     CatalogRejected,
@@ -26,6 +28,7 @@ SCRATCH = "/data/scratch/BLS-00564_dyparkinson"
 MTIME = 1_686_064_284.0
 PASSWORD = "ingestor-password"
 THUMBNAIL = "data:image/png;base64,iVBORw0KGgo="
+RACERS = 8
 
 
 def metadata(export_control: bool = False) -> ScanMetadata:
@@ -129,6 +132,90 @@ def test_derived_dataset_is_linked_to_its_raw_pid_and_updated_on_reingest(
     assert (again.pid, again.created) == (derived.pid, False)
     assert again.record["usedSoftware"] == ["recon 2"]
     assert len(fake.datasets) == 2 and len(fake.origdatablocks) == 2
+
+
+def race(url: str, ingest: Callable[[ScicatCatalogResource], CatalogRecord]) -> list[CatalogRecord]:
+    """``ingest`` run by RACERS threads at once, each through its own resource (and login), as
+    separate Dagster runs would; the barrier releases them together to widen the race."""
+    barrier = threading.Barrier(RACERS)
+
+    def one() -> CatalogRecord:
+        catalog = ScicatCatalogResource(url=url, username="ingestor", password=PASSWORD)
+        barrier.wait(timeout=30)
+        return ingest(catalog)
+
+    with ThreadPoolExecutor(RACERS) as pool:
+        return [f.result() for f in [pool.submit(one) for _ in range(RACERS)]]
+
+
+def test_concurrent_raw_ingests_of_one_scan_make_one_dataset_datablock_and_thumbnail(
+    url: str, fake: FakeSciCat
+) -> None:
+    results = race(url, ingest_raw)
+
+    (dataset,) = [d for d in fake.datasets.values() if d["type"] == "raw"]
+    assert dataset["runNumber"] == KEY
+    assert {r.pid for r in results} == {dataset["pid"]}
+    assert [r.created for r in results].count(True) == 1
+    assert [b["datasetId"] for b in fake.origdatablocks.values()] == [dataset["pid"]]
+    assert [a["datasetId"] for a in fake.attachments.values()] == [dataset["pid"]]
+
+
+def test_concurrent_derived_ingests_of_one_scan_make_one_dataset_and_datablock(
+    url: str, fake: FakeSciCat, catalog: ScicatCatalogResource
+) -> None:
+    raw = ingest_raw(catalog)
+
+    results = race(url, lambda racer: ingest_derived(racer, raw.pid))
+
+    (dataset,) = [d for d in fake.datasets.values() if d["type"] == "derived"]
+    assert dataset["inputDatasets"] == [raw.pid]
+    assert {r.pid for r in results} == {dataset["pid"]}
+    assert [r.created for r in results].count(True) == 1
+    blocks = [b for b in fake.origdatablocks.values() if b["datasetId"] == dataset["pid"]]
+    assert len(blocks) == 1
+
+
+def test_a_dataset_already_holding_our_pid_is_patched_not_duplicated(
+    url: str, fake: FakeSciCat
+) -> None:
+    catalog = ScicatCatalogResource(url=url, token=fake.issue_token(), datablock_wait_seconds=0)
+    pid = catalog.dataset_pid("raw\n" + KEY)
+    stale = raw_dataset(SCAN_FILE, metadata(), scan_files()) | {"runNumber": "renamed elsewhere"}
+    fake.datasets[pid] = {**stale, "pid": pid, "createdAt": "2023-06-06T15:11:24.000Z"}
+
+    ingested = ingest_raw(catalog)
+
+    assert (ingested.pid, ingested.created) == (pid, False)
+    assert ingested.record["runNumber"] == KEY
+    assert len(fake.datasets) == 1
+
+
+def test_a_dataset_left_without_datablock_gets_one_after_the_wait(
+    url: str, fake: FakeSciCat
+) -> None:
+    made_by_another_tool = raw_dataset(SCAN_FILE, metadata(), scan_files())
+    fake.datasets["elsewhere/1"] = {**made_by_another_tool, "pid": "elsewhere/1", "createdAt": ""}
+    catalog = ScicatCatalogResource(url=url, token=fake.issue_token(), datablock_wait_seconds=0.3)
+
+    ingested = ingest_raw(catalog)
+
+    assert (ingested.pid, ingested.created) == ("elsewhere/1", False)
+    assert len(fake.datasets) == len(fake.origdatablocks) == 1
+    assert ingested.record["origdatablocks"][0]["dataFileList"][0]["chk"] == "aa"
+
+
+def test_a_thumbnail_create_refused_for_its_id_patches_that_attachment(
+    catalog: ScicatCatalogResource, fake: FakeSciCat
+) -> None:
+    first = ingest_raw(catalog)
+    (attachment,) = fake.attachments.values()
+    attachment["caption"] = "renamed by a curator"  # so the next ingest does not find it
+
+    again = ingest_raw(catalog, thumbnail="data:image/png;base64,AAAA")
+
+    assert fake.requests.count(("POST", f"Datasets/{first.pid}/attachments")) == 2
+    assert [a["thumbnail"] for a in again.record["attachments"]] == ["data:image/png;base64,AAAA"]
 
 
 def test_derived_of_an_uncatalogued_raw_is_refused(catalog: ScicatCatalogResource) -> None:

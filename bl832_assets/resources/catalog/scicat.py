@@ -1,15 +1,36 @@
 """The facility catalog: raw and derived datasets in SciCat, through pyscicat's ScicatClient.
 
-Records come from ``mapping``, so SciCat holds exactly what the local catalog holds. SciCat
-assigns pids itself, so re-ingest cannot rely on a pid we chose: it looks the dataset up by
-the fields that name the scan (type and runNumber, the scan key; a derived one also by its raw
-input) and PATCHes it, and patches the datablock and thumbnail it finds rather than adding
-more. An export-controlled scan is refused before any request is made.
+Records come from ``mapping``, so SciCat holds exactly what the local catalog holds. A dataset
+is looked up first by the fields that name the scan (type and runNumber, the scan key; a derived
+one also by its raw input), so one made earlier by another tool is found and PATCHed rather than
+duplicated. An export-controlled scan is refused before any request is made.
+
+Concurrent ingests of one scan (two Dagster runs, a retry overlapping its original) must not
+make duplicates, and SciCat has no unique key on runNumber, so a find-then-create alone races.
+Hence:
+
+* A dataset we create carries a pid derived from the scan (``dataset_pid``). SciCat refuses a
+  second dataset with that pid with HTTP 409; the loser PATCHes the winner's dataset and
+  reports ``created=False``. Exactly one ingest reports ``created=True``.
+* The thumbnail attachment carries an id derived from the dataset's pid, so a second create is
+  likewise a 409 and becomes a PATCH.
+* An origdatablock cannot carry a client-chosen id (SciCat's create DTO forbids it), so its
+  creation is left to the ingest that created the dataset. Any other ingest that finds no
+  datablock waits up to ``datablock_wait_seconds`` for the creator's to appear and PATCHes it,
+  and only then creates one itself, for the creator may have died in between.
+
+The race that remains: two ingests both create an origdatablock if the dataset exists without
+one for longer than ``datablock_wait_seconds`` (its creator died, or stalled that long, between
+creating the dataset and its datablock; or another tool made it without one) and both then find
+none at the same moment. The attachment id is only unique if the backend enforces it (the fake
+does); a backend that ignored it would leave the thumbnail's read-then-create race open.
 """
 
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -31,6 +52,9 @@ from bl832_assets.resources.catalog.mapping import (
 from bl832_assets.science.dx import ScanMetadata
 
 THUMBNAIL_CAPTION = "raw image"
+# Fixed forever: every pid and attachment id this resource derives depends on it.
+ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://als.lbl.gov/bl832/scicat")
+_POLL_SECONDS = 0.1
 _T = TypeVar("_T")
 
 
@@ -107,6 +131,15 @@ class ScicatCatalogResource(CatalogResource):
     username: str | None = Field(default=None, description="Functional account to log in as.")
     password: str | None = Field(default=None, description="Password of the functional account.")
     timeout_seconds: int = Field(default=60, description="Per-request timeout.")
+    pid_prefix: str = Field(
+        default="20.500.12269",
+        description="The facility's PID prefix, which every dataset pid created here starts with.",
+    )
+    datablock_wait_seconds: float = Field(
+        default=10.0,
+        description="How long an ingest that did not create the dataset waits for its creator's "
+        "origdatablock before creating one itself.",
+    )
 
     def ingest_raw(
         self,
@@ -119,9 +152,12 @@ class ScicatCatalogResource(CatalogResource):
             raise ExportControlled(scan_file)
         dataset = raw_dataset(scan_file, metadata, files)
         with self._session() as client:
-            where = {"type": "raw", "runNumber": scan_key_of(scan_file)}
-            pid, created = self._upsert(client, where, dataset, _RawDataset)
-            self._put_datablock(client, pid, origdatablock(dataset["sourceFolder"], files))
+            scan_key = scan_key_of(scan_file)
+            where = {"type": "raw", "runNumber": scan_key}
+            new_pid = self.dataset_pid("raw\n" + scan_key)
+            pid, created = self._upsert(client, where, new_pid, dataset, _RawDataset)
+            datablock = origdatablock(dataset["sourceFolder"], files)
+            self._put_datablock(client, pid, datablock, created)
             if thumbnail is not None:
                 self._put_thumbnail(client, pid, dataset, thumbnail)
             return CatalogRecord(pid, created, self._read(client, pid) or {})
@@ -151,8 +187,10 @@ class ScicatCatalogResource(CatalogResource):
                 job_parameters=job_parameters,
             )
             where = {"type": "derived", "runNumber": scan_key, "inputDatasets": raw_pid}
-            pid, created = self._upsert(client, where, dataset, _DerivedDataset)
-            self._put_datablock(client, pid, origdatablock(dataset["sourceFolder"], files))
+            new_pid = self.dataset_pid(f"derived\n{raw_pid}\n{scan_key}")
+            pid, created = self._upsert(client, where, new_pid, dataset, _DerivedDataset)
+            datablock = origdatablock(dataset["sourceFolder"], files)
+            self._put_datablock(client, pid, datablock, created)
             return CatalogRecord(pid, created, self._read(client, pid) or {})
 
     def get(self, pid: str) -> dict[str, Any] | None:
@@ -164,32 +202,51 @@ class ScicatCatalogResource(CatalogResource):
             pid = self._find(client, {"type": "raw", "runNumber": scan_key_of(scan)})
             return None if pid is None else CatalogRecord(pid, False, self._read(client, pid) or {})
 
+    def dataset_pid(self, name: str) -> str:
+        """The pid a dataset named ``name`` gets when created here: the same in every process,
+        so SciCat itself refuses the second of two concurrent creates."""
+        return f"{self.pid_prefix}/{uuid.uuid5(ID_NAMESPACE, name)}"
+
     def _upsert(
         self,
         client: _Client,
         where: dict[str, str],
+        new_pid: str,
         dataset: dict[str, Any],
         model: type[BaseModel],
     ) -> tuple[str, bool]:
-        """The pid of the scan's dataset, created or updated, and whether it was created."""
-        pid = self._find(client, where)
-        if pid is None:
-            body = model(**dataset)
-            return _call(client, "datasets_create", lambda: client.datasets_create(body)), True
+        """The pid of the scan's dataset, created as ``new_pid`` or updated, and whether it was
+        created here. Losing the create to a concurrent ingest (409) makes it an update."""
         patch = _Body(**{k: v for k, v in dataset.items() if k != "type"})
-        _call(client, "datasets_update", lambda: client.datasets_update(patch, pid))
-        return pid, False
+        pid = self._find(client, where)
+        if pid is not None:
+            _call(client, "datasets_update", lambda: client.datasets_update(patch, pid))
+            return pid, False
+        body = model(**dataset, pid=new_pid)
+        try:
+            return _call(client, "datasets_create", lambda: client.datasets_create(body)), True
+        except CatalogRejected as refused:
+            if refused.status != 409:
+                raise
+            try:
+                _call(client, "datasets_update", lambda: client.datasets_update(patch, new_pid))
+            except CatalogRejected as missing:
+                if missing.status == 404:  # the 409 was about something other than our pid
+                    raise refused from None
+                raise
+        return new_pid, False
 
     def _find(self, client: _Client, where: dict[str, str]) -> str | None:
         """The oldest matching dataset, so a duplicate made by hand elsewhere is not chosen."""
         found = _call(client, "datasets_get_many", lambda: client.datasets_get_many(where)) or []
         return min(found, key=lambda d: d.get("createdAt", ""))["pid"] if found else None
 
-    def _put_datablock(self, client: _Client, pid: str, datablock: dict[str, Any]) -> None:
-        """One origdatablock per dataset: the first one found is patched to the new file list."""
-        existing = _call(
-            client, "origdatablocks_get", lambda: client.datasets_origdatablocks_get_one(pid)
-        )
+    def _put_datablock(
+        self, client: _Client, pid: str, datablock: dict[str, Any], created: bool
+    ) -> None:
+        """One origdatablock per dataset: the first one found is patched to the new file list.
+        Only the dataset's creator makes it at once; see the module docstring for why."""
+        existing = [] if created else self._await_datablocks(client, pid)
         if existing:
             body = _Body(**datablock)
             _call(
@@ -207,27 +264,53 @@ class ScicatCatalogResource(CatalogResource):
                 lambda: client.datasets_origdatablock_create(pid, dto),
             )
 
+    def _await_datablocks(self, client: _Client, pid: str) -> list[dict[str, Any]]:
+        """The dataset's origdatablocks, once there are any or ``datablock_wait_seconds`` has
+        passed: a concurrent ingest that created the dataset is about to add one."""
+        deadline = time.monotonic() + self.datablock_wait_seconds
+        while True:
+            found = _call(
+                client, "origdatablocks_get", lambda: client.datasets_origdatablocks_get_one(pid)
+            )
+            if found or time.monotonic() >= deadline:
+                return found or []
+            time.sleep(_POLL_SECONDS)
+
     def _put_thumbnail(
         self, client: _Client, pid: str, dataset: dict[str, Any], thumbnail: str
     ) -> None:
+        """One thumbnail attachment per dataset, created with an id derived from the dataset's
+        pid so that a concurrent second create is refused (409) and patches it instead."""
         attachments = _call(client, "attachments_get", lambda: client.datasets_attachments_get(pid))
-        ours = [a for a in attachments if a.get("caption") == THUMBNAIL_CAPTION]
+        ours = [a["id"] for a in attachments if a.get("caption") == THUMBNAIL_CAPTION]
         if ours:
-            body = _Body(thumbnail=thumbnail)
-            _call(
-                client,
-                "attachments_update",
-                lambda: client.datasets_child_update(pid, "attachments", ours[0]["id"], body),
+            attachment_id = ours[0]
+        else:
+            attachment_id = str(uuid.uuid5(ID_NAMESPACE, f"thumbnail\n{pid}"))
+            attachment = Attachment(
+                id=attachment_id,
+                datasetId=pid,
+                thumbnail=thumbnail,
+                caption=THUMBNAIL_CAPTION,
+                ownerGroup=dataset["ownerGroup"],
+                accessGroups=dataset["accessGroups"],
             )
-            return
-        attachment = Attachment(
-            datasetId=pid,
-            thumbnail=thumbnail,
-            caption=THUMBNAIL_CAPTION,
-            ownerGroup=dataset["ownerGroup"],
-            accessGroups=dataset["accessGroups"],
+            try:
+                _call(
+                    client,
+                    "attachment_create",
+                    lambda: client.datasets_attachment_create(attachment),
+                )
+                return
+            except CatalogRejected as refused:
+                if refused.status != 409:
+                    raise
+        body = _Body(thumbnail=thumbnail)
+        _call(
+            client,
+            "attachments_update",
+            lambda: client.datasets_child_update(pid, "attachments", attachment_id, body),
         )
-        _call(client, "attachment_create", lambda: client.datasets_attachment_create(attachment))
 
     def _read(self, client: _Client, pid: str) -> dict[str, Any] | None:
         """The dataset with its datablocks and attachments, shaped as the local catalog's."""
