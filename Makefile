@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export BL832_HOME ?= $(CURDIR)/.bl832
 export DAGSTER_HOME ?= $(BL832_HOME)/dagster
 
-.PHONY: demo test dev bench lint venv
+.PHONY: demo demo-facilities fakes test dev bench lint venv
 
 $(BIN)/bl832: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,10 +23,19 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: venv $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/bl832 demo
 
+# The same scan through the production resources, against local fakes of the four services.
+demo-facilities: venv $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/bl832 demo --facilities fake
+
+# The fakes alone, with a settings file for them, for `dagster dev` against them.
+fakes: venv
+	$(BIN)/python -m bl832_assets.fakes
+
 test: venv
 	$(BIN)/python -m pytest
 
 dev: venv $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/bl832 pools
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: venv

@@ -81,7 +81,10 @@ def _reason(error: _ErrorInfo | None) -> str:
         error = error.cause
     if error is None:
         return "failed"
-    return f"{error.cls_name}: {error.message.strip().splitlines()[0]}"
+    first = error.message.strip().splitlines()[0]
+    if error.cls_name == "Failure":  # our own description says everything; drop the wrapper
+        return first.removeprefix("dagster._core.definitions.events.Failure: ")
+    return f"{error.cls_name}: {first}"
 
 
 def summarise(result: dg.ExecuteInProcessResult, selected: list[dg.AssetKey]) -> RunReport:

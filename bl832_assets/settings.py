@@ -11,10 +11,10 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bl832_assets.science.options import ReconOptions
@@ -36,9 +36,16 @@ class Endpoint(_Model):
     """A storage location data can be copied to, the way a Globus collection is one."""
 
     facility: str = Field(description="Who runs the storage: als, nersc, alcf or olcf.")
-    root: Path = Field(description="Folder on this machine (local backend) or collection root.")
+    root: Path | None = Field(
+        description="Where this machine sees the endpoint's files (relative to home). Every "
+        "endpoint has one with the local backend; with Globus, the beamline's own storage is "
+        "mounted here and a facility's is not (null)."
+    )
     collection_id: str | None = Field(
         default=None, description="Globus collection UUID, used by the Globus backend only."
+    )
+    collection_path: str = Field(
+        default="/", description="The endpoint's folder inside its Globus collection."
     )
     onsite: bool = Field(description="True when the storage is inside the ALS site.")
 
@@ -81,33 +88,146 @@ class SensorSettings(_Model):
     )
 
 
-class CatalogSettings(_Model):
+class _Credentials(_Model):
+    """A section that reaches a service. Secrets are named by environment variable, never
+    written in: a settings file is copied, shown and committed, and a resource given an
+    ``EnvVar`` keeps the value out of Dagster's run config and UI."""
+
+    SECRETS: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_inline_secrets(cls, data: Any) -> Any:
+        for name in cls.SECRETS:
+            if isinstance(data, dict) and name in data:
+                raise ValueError(
+                    f"{name}: secrets are not kept in settings; put it in an environment "
+                    f"variable and name that variable in {name}_env"
+                )
+        return data
+
+
+class CatalogSettings(_Credentials):
     """The dataset catalog (SciCat in production, SQLite when local)."""
 
     url: str | None = Field(default=None, description="SciCat API base URL (scicat backend).")
-    username: str | None = None
-    password: SecretStr | None = None
+    username: str | None = Field(default=None, description="Functional account to log in as.")
+    password_env: str = Field(
+        default="SCICAT_PASSWORD", description="Environment variable holding its password."
+    )
+    token_env: str = Field(
+        default="SCICAT_TOKEN",
+        description="Environment variable holding an API token, used when no username is set.",
+    )
+    pid_prefix: str = Field(default="20.500.12269", description="The facility's PID prefix.")
     onsite: bool = Field(
         default=False,
         description="SciCat is shared beyond the beamline, so export-controlled scans skip it.",
     )
 
+    SECRETS = ("password", "token")
 
-class GlobusSettings(_Model):
-    """Confidential-client credentials for the Globus backend."""
 
-    client_id: str | None = None
-    client_secret: SecretStr | None = None
+class GlobusSettings(_Credentials):
+    """The confidential client used for Globus Transfer and Globus Compute, and the services'
+    addresses (left empty for Globus's own)."""
+
+    client_id_env: str = Field(
+        default="GLOBUS_CLIENT_ID", description="Environment variable holding the client id."
+    )
+    client_secret_env: str = Field(
+        default="GLOBUS_CLIENT_SECRET", description="Environment variable holding its secret."
+    )
+    auth_url: str | None = Field(default=None, description="Globus Auth base URL.")
+    transfer_url: str | None = Field(default=None, description="Globus Transfer base URL.")
+    compute_url: str | None = Field(default=None, description="Globus Compute base URL.")
+    poll_seconds: float = Field(default=15.0, gt=0, description="Seconds between task polls.")
+    max_wait_seconds: float = Field(
+        default=6 * 3600, gt=0, description="Deadline of a transfer task."
+    )
+
+    SECRETS = ("client_secret",)
+
+
+class NerscSettings(_Credentials):
+    """Slurm jobs on a NERSC machine through the Superfacility API (``backends.nersc: sfapi``)."""
+
+    api_url: str = Field(default="https://api.nersc.gov/api/v1.2", description="SF API base.")
+    token_url: str = Field(
+        default="https://oidc.nersc.gov/c2id/token", description="OAuth token endpoint."
+    )
+    client_id_env: str = Field(
+        default="SFAPI_CLIENT_ID", description="Environment variable holding the client id."
+    )
+    secret_env: str = Field(
+        default="SFAPI_SECRET",
+        description="Environment variable holding the client's private key (JWK JSON).",
+    )
+    key_path: Path | None = Field(
+        default=None, description="Instead of the two variables: a chmod-600 SF API key file."
+    )
+    machine: str = "perlmutter"
+    account: str = Field(default="als", description="Slurm account (NERSC project).")
+    qos: str = Field(default="realtime", description="Slurm QoS.")
+    constraint: str = Field(default="cpu", description="Slurm node constraint.")
+    time_limit: str = Field(default="00:30:00", description="Slurm wall-clock limit.")
+    image: str = Field(
+        default="registry.nersc.gov/als/bl832:latest", description="Payload container image."
+    )
+    launcher: str = Field(default="bl832", description="How a job invokes the payload CLI.")
+    script_template: str | None = Field(
+        default=None, description="Batch script template; empty for the built-in one."
+    )
+    raw_root: str = Field(
+        default="/global/cfs/cdirs/als/data_mover/8.3.2/raw",
+        description="Where NERSC jobs see the raw scan copies.",
+    )
+    scratch_root: str = Field(
+        default="/pscratch/sd/a/alsdev/8.3.2/scratch", description="Where jobs write results."
+    )
+    jobs_root: str = Field(
+        default="/pscratch/sd/a/alsdev/8.3.2/jobs", description="Job logs and Pipes messages."
+    )
+    poll_seconds: float = Field(default=15.0, gt=0)
+
+    SECRETS = ("secret",)
+
+
+class ComputeEndpointSettings(_Model):
+    """A facility reached through Globus Compute (``backends.alcf: globus_compute``)."""
+
+    endpoint_id: str = Field(description="UUID of the facility's Globus Compute endpoint.")
+    raw_root: str = Field(description="Where the endpoint sees the raw scan copies.")
+    scratch_root: str = Field(description="Where the endpoint writes results.")
+    environment_setup: str = Field(
+        default="", description="Shell lines entering the allocation's environment."
+    )
+    payload: str = Field(default="bl832", description="The payload command there.")
+    timeout_seconds: float = Field(default=1200.0, gt=0, description="Walltime of one job.")
+    queue_seconds: float = Field(default=600.0, ge=0, description="Tolerated queue wait.")
+    poll_seconds: float = Field(default=5.0, gt=0)
+
+
+class RetrySettings(_Model):
+    """Retries of a step that failed for a passing reason (network, 5xx, INACTIVE task).
+    A checksum mismatch, a refused request or a failed job is never retried."""
+
+    max_retries: int = Field(default=3, ge=0)
+    delay_seconds: float = Field(default=30.0, ge=0, description="First delay; doubles after.")
+
+
+def _default_pools() -> dict[str, int]:
+    return {"globus": 4, "nersc": 2, "alcf": 2, "olcf": 2}
 
 
 class Backends(_Model):
     """Which implementation serves each resource; ``local`` does the work on this machine."""
 
-    transfer: Literal["local"] = "local"
-    nersc: Literal["local"] = "local"
-    alcf: Literal["local"] = "local"
-    olcf: Literal["local"] = "local"
-    catalog: Literal["local"] = "local"
+    transfer: Literal["local", "globus"] = "local"
+    nersc: Literal["local", "sfapi"] = "local"
+    alcf: Literal["local", "globus_compute"] = "local"
+    olcf: Literal["local", "globus_compute"] = "local"
+    catalog: Literal["local", "scicat"] = "local"
 
 
 def _default_endpoints() -> dict[str, Endpoint]:
@@ -173,14 +293,27 @@ class Settings(_Model):
     )
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     globus: GlobusSettings = Field(default_factory=GlobusSettings)
+    nersc: NerscSettings = Field(default_factory=NerscSettings)
+    globus_compute: dict[str, ComputeEndpointSettings] = Field(
+        default_factory=dict,
+        description="Facility → its Globus Compute endpoint, for backends set to globus_compute.",
+    )
     backends: Backends = Field(default_factory=Backends)
+    pools: dict[str, int] = Field(
+        default_factory=_default_pools,
+        description="Steps that may run at once per pool: globus (transfers) and one per "
+        "facility (its jobs). Applied to the Dagster instance by `bl832 pools`.",
+    )
+    retries: RetrySettings = Field(default_factory=RetrySettings)
 
     @model_validator(mode="after")
     def _resolve_and_check(self) -> Settings:
         home = self.home.expanduser().absolute()
         object.__setattr__(self, "home", home)
         resolved = {
-            name: ep.model_copy(update={"root": (home / ep.root.expanduser()).absolute()})
+            name: ep
+            if ep.root is None
+            else ep.model_copy(update={"root": (home / ep.root.expanduser()).absolute()})
             for name, ep in self.endpoints.items()
         }
         object.__setattr__(self, "endpoints", resolved)
@@ -206,10 +339,49 @@ class Settings(_Model):
         for facility in self.decision.recon_facilities():
             if facility not in self.hpc:
                 raise ValueError(f"decision.{facility}_recon: facility has no hpc entry")
+        self._check_backends()
         return self
 
+    def _check_backends(self) -> None:
+        """Each backend finds what it needs here, so a gap fails at load, not mid-run."""
+        beamline = (self.detector, self.beamline_raw, self.beamline_scratch)
+        for name, endpoint in self.endpoints.items():
+            if self.backends.transfer == "local" and endpoint.root is None:
+                raise ValueError(f"endpoints.{name}.root: the local transfer backend needs it")
+            if self.backends.transfer == "globus" and endpoint.collection_id is None:
+                raise ValueError(f"endpoints.{name}.collection_id: the Globus backend needs it")
+            if name in beamline and endpoint.root is None:
+                raise ValueError(
+                    f"endpoints.{name}.root: beamline storage must be visible on this machine "
+                    "(the sensor, the catalog and the checks read it)"
+                )
+        for facility in FACILITIES:
+            wanted = getattr(self.backends, facility) == "globus_compute"
+            if wanted and facility not in self.globus_compute:
+                raise ValueError(f"globus_compute.{facility}: backends.{facility} needs it")
+        if self.backends.catalog == "scicat" and not self.catalog.url:
+            raise ValueError("catalog.url: the scicat backend needs it")
+        for pool, limit in self.pools.items():
+            if limit < 1:
+                raise ValueError(f"pools.{pool}: must be >= 1, got {limit}")
+
     def root(self, endpoint: str) -> Path:
-        return self.endpoints[endpoint].root
+        """The endpoint's folder on this machine; an error for storage not visible here."""
+        root = self.endpoints[endpoint].root
+        if root is None:
+            raise SettingsError(f"endpoints.{endpoint}: not visible on this machine (no root)")
+        return root
+
+    def visible(self, endpoint: str) -> bool:
+        return self.endpoints[endpoint].root is not None
+
+    def location_of(self, endpoint: str, relative: str) -> str:
+        """Where data is, for people: a path on this machine, else its Globus address."""
+        ep = self.endpoints[endpoint]
+        if ep.root is not None:
+            return str(ep.root / relative)
+        inside = f"{ep.collection_path.rstrip('/')}/{relative}"
+        return f"globus://{ep.collection_id}{inside}"
 
     @property
     def dagster_home(self) -> Path:
@@ -234,9 +406,22 @@ class Settings(_Model):
         used = [ep for ep in self.endpoints.values() if ep.facility == _facility_of(location)]
         return bool(used) and all(ep.onsite for ep in used)
 
-    def masked(self) -> dict[str, Any]:
-        """The effective settings as plain data with every secret replaced by ``**********``."""
-        return self.model_dump(mode="json")
+    def secret_variables(self) -> list[str]:
+        """The environment variables the chosen backends read secrets from."""
+        wanted: list[str] = []
+        uses_globus = self.backends.transfer == "globus" or "globus_compute" in (
+            self.backends.alcf,
+            self.backends.olcf,
+        )
+        if uses_globus:
+            wanted += [self.globus.client_id_env, self.globus.client_secret_env]
+        if self.backends.nersc == "sfapi" and self.nersc.key_path is None:
+            wanted += [self.nersc.client_id_env, self.nersc.secret_env]
+        if self.backends.catalog == "scicat":
+            wanted.append(
+                self.catalog.password_env if self.catalog.username else self.catalog.token_env
+            )
+        return wanted
 
 
 def _facility_of(location: str) -> str:
@@ -301,7 +486,8 @@ def load_settings(config: str | Path | None = None) -> Settings:
         return Settings.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: "
+            f"{err['msg'].removeprefix('Value error, ')}"
             for err in exc.errors()
         )
         raise SettingsError(f"{source}: {problems}") from None

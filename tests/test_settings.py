@@ -93,14 +93,15 @@ def test_invalid_file_fails_at_load_naming_file_and_field(
     assert named in str(failure.value)
 
 
-def test_config_show_masks_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_show_names_secret_variables_and_never_their_values(tmp_path: Path) -> None:
     config = tmp_path / "site.yaml"
     config.write_text(
         f"home: {tmp_path}\n"
-        "catalog: {url: 'http://scicat.local/api/v3', username: ingestor, password: hunter2-pw}\n"
-        "globus: {client_id: abc, client_secret: '${GLOBUS_SECRET}'}\n"
+        "backends: {catalog: scicat}\n"
+        "catalog: {url: 'http://scicat.local/api/v3', username: ingestor,"
+        " password_env: INGESTOR_PW}\n"
     )
-    env = {"BL832_CONFIG": str(config), "GLOBUS_SECRET": "s3cr3t-value", "PATH": "/usr/bin"}
+    env = {"BL832_CONFIG": str(config), "INGESTOR_PW": "hunter2-pw", "PATH": "/usr/bin"}
     shown = subprocess.run(
         [sys.executable, "-m", "bl832_assets", "config", "show"],
         env=env,
@@ -108,6 +109,52 @@ def test_config_show_masks_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         text=True,
         check=True,
     ).stdout
-    assert "hunter2-pw" not in shown and "s3cr3t-value" not in shown
-    assert shown.count("**********") == 2
+    assert "hunter2-pw" not in shown
+    assert "# INGESTOR_PW: set" in shown
     assert "ingestor" in shown and "data832_raw" in shown
+
+
+@pytest.mark.parametrize(
+    ("section", "secret"),
+    [
+        ("catalog", "password"),
+        ("catalog", "token"),
+        ("globus", "client_secret"),
+        ("nersc", "secret"),
+    ],
+)
+def test_a_secret_written_into_settings_is_refused_naming_the_variable_way(
+    tmp_path: Path, section: str, secret: str
+) -> None:
+    config = tmp_path / "site.yaml"
+    config.write_text(f"{section}: {{{secret}: hunter2-pw}}\n")
+    with pytest.raises(SettingsError) as failure:
+        load_settings(config)
+    message = str(failure.value)
+    assert str(config) in message and f"{section}: {secret}: secrets are not kept" in message
+    assert f"{secret}_env" in message and "hunter2-pw" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("backends: {transfer: globus}\n", "collection_id"),
+        ("backends: {alcf: globus_compute}\n", "globus_compute.alcf"),
+        ("backends: {catalog: scicat}\n", "catalog.url"),
+        ("backends: {nersc: slurm}\n", "backends.nersc"),
+        (
+            "endpoints: {spot832: {facility: als, root: null, onsite: true}}\n"
+            "beamline_raw: spot832\nbeamline_scratch: spot832\nhpc: {}\narchive: null\n"
+            "decision: {nersc_recon: false}\nretention_days: {}\n",
+            "endpoints.spot832.root",
+        ),
+        ("pools: {globus: 0}\n", "pools.globus"),
+    ],
+)
+def test_a_backend_missing_what_it_needs_fails_at_load(
+    tmp_path: Path, text: str, named: str
+) -> None:
+    config = tmp_path / "site.yaml"
+    config.write_text(text)
+    with pytest.raises(SettingsError, match=named.replace(".", r"\.")):
+        load_settings(config)

@@ -13,13 +13,14 @@ from pathlib import Path
 import dagster as dg
 
 from bl832_assets import keys
+from bl832_assets.assets.failures import retry_only_if_transient, retry_policy
 from bl832_assets.assets.records import newest_of, require_metadata
 from bl832_assets.partitions import scans
 from bl832_assets.resources.catalog.base import CatalogRecord, CatalogResource, FileEntry
 from bl832_assets.resources.transfer.base import TransferResource
 from bl832_assets.science.dx import read_metadata
 from bl832_assets.science.preview import data_uri, write_projection_thumbnail
-from bl832_assets.settings import FACILITIES
+from bl832_assets.settings import FACILITIES, Settings
 
 
 def _entries(location: Path, checksums: Mapping[str, str]) -> list[FileEntry]:
@@ -48,73 +49,79 @@ def _record_metadata(record: CatalogRecord, started: float) -> dict[str, object]
     }
 
 
-@dg.asset(
-    key=keys.CATALOG_RAW,
-    deps=[keys.BEAMLINE_RAW],
-    partitions_def=scans,
-    group_name="catalog",
-    kinds={"scicat"},
-    tags={"location": keys.CATALOG},
-)
-def raw_dataset(
-    context: dg.AssetExecutionContext, catalog: CatalogResource
-) -> dg.MaterializeResult:
-    """The raw scan's catalog record: people, proposal and instrument metadata from the file."""
-    started = time.monotonic()
-    copy = require_metadata(context, keys.BEAMLINE_RAW)
-    path = Path(str(copy["path"]))
-    with tempfile.TemporaryDirectory() as scratch:
-        thumbnail = data_uri(write_projection_thumbnail(path, Path(scratch) / "thumbnail.png"))
-    record = catalog.ingest_raw(
-        str(path),
-        read_metadata(path),
-        _entries(path, {path.name: str(copy["sha256"])}),
-        thumbnail=thumbnail,
-    )
-    return dg.MaterializeResult(
-        metadata={
-            **_record_metadata(record, started),
-            "thumbnail": dg.MetadataValue.md(f"![first projection]({thumbnail})"),
-        }
-    )
+def build_catalog(settings: Settings) -> list[dg.AssetsDefinition]:
+    """The two catalog records of a scan, retried under the site's rule for passing failures."""
+    policy = retry_policy(settings)
 
-
-@dg.asset(
-    key=keys.CATALOG_DERIVED,
-    deps=[keys.CATALOG_RAW, keys.BEAMLINE_TIFF, keys.BEAMLINE_ZARR],
-    partitions_def=scans,
-    group_name="catalog",
-    kinds={"scicat"},
-    tags={"location": keys.CATALOG},
-)
-def derived_dataset(
-    context: dg.AssetExecutionContext, catalog: CatalogResource, transfer: TransferResource
-) -> dg.MaterializeResult:
-    """The reconstruction's catalog record (TIFF stack and pyramid), linked to the raw record."""
-    started = time.monotonic()
-    raw = require_metadata(context, keys.CATALOG_RAW)
-    tiffs = require_metadata(context, keys.BEAMLINE_TIFF)
-    recon = newest_of(context, [keys.key(f, keys.RECON_TIFF) for f in FACILITIES]).metadata
-    pyramid = require_metadata(context, keys.BEAMLINE_ZARR)
-    files = [
-        entry
-        for product in (tiffs, pyramid)
-        for entry in _entries(
-            Path(str(product["path"])),
-            transfer.checksums(str(product["endpoint"]), str(product["relative_path"])),
+    @dg.asset(
+        key=keys.CATALOG_RAW,
+        retry_policy=policy,
+        deps=[keys.BEAMLINE_RAW],
+        partitions_def=scans,
+        group_name="catalog",
+        kinds={"scicat"},
+        tags={"location": keys.CATALOG},
+    )
+    def raw_dataset(
+        context: dg.AssetExecutionContext, catalog: CatalogResource
+    ) -> dg.MaterializeResult:
+        """The raw scan's catalog record: people, proposal and instrument metadata from the file."""
+        started = time.monotonic()
+        copy = require_metadata(context, keys.BEAMLINE_RAW)
+        path = Path(str(copy["path"]))
+        with tempfile.TemporaryDirectory() as scratch:
+            thumbnail = data_uri(write_projection_thumbnail(path, Path(scratch) / "thumbnail.png"))
+        metadata = read_metadata(path)
+        files = _entries(path, {path.name: str(copy["sha256"])})
+        with retry_only_if_transient("catalog raw dataset"):
+            record = catalog.ingest_raw(str(path), metadata, files, thumbnail=thumbnail)
+        return dg.MaterializeResult(
+            metadata={
+                **_record_metadata(record, started),
+                "thumbnail": dg.MetadataValue.md(f"![first projection]({thumbnail})"),
+            }
         )
-    ]
-    record = catalog.ingest_derived(
-        raw_pid=str(raw["pid"]),
-        scan_key=context.partition_key,
-        tiff_folder=str(tiffs["path"]),
-        zarr_folder=str(pyramid["path"]),
-        files=files,
-        used_software=["bl832_assets"],
-        job_parameters={
-            k: recon[k]
-            for k in ("centre", "centre_method", "slices", "pixel_size_um", "options")
-            if k in recon
-        },
+
+    @dg.asset(
+        key=keys.CATALOG_DERIVED,
+        retry_policy=policy,
+        deps=[keys.CATALOG_RAW, keys.BEAMLINE_TIFF, keys.BEAMLINE_ZARR],
+        partitions_def=scans,
+        group_name="catalog",
+        kinds={"scicat"},
+        tags={"location": keys.CATALOG},
     )
-    return dg.MaterializeResult(metadata=_record_metadata(record, started))
+    def derived_dataset(
+        context: dg.AssetExecutionContext, catalog: CatalogResource, transfer: TransferResource
+    ) -> dg.MaterializeResult:
+        """The reconstruction's catalog record (TIFF stack and pyramid), linked to the raw one."""
+        started = time.monotonic()
+        raw = require_metadata(context, keys.CATALOG_RAW)
+        tiffs = require_metadata(context, keys.BEAMLINE_TIFF)
+        recon = newest_of(context, [keys.key(f, keys.RECON_TIFF) for f in FACILITIES]).metadata
+        pyramid = require_metadata(context, keys.BEAMLINE_ZARR)
+        files = [
+            entry
+            for product in (tiffs, pyramid)
+            for entry in _entries(
+                Path(str(product["path"])),
+                transfer.checksums(str(product["endpoint"]), str(product["relative_path"])),
+            )
+        ]
+        with retry_only_if_transient("catalog derived dataset"):
+            record = catalog.ingest_derived(
+                raw_pid=str(raw["pid"]),
+                scan_key=context.partition_key,
+                tiff_folder=str(tiffs["path"]),
+                zarr_folder=str(pyramid["path"]),
+                files=files,
+                used_software=["bl832_assets"],
+                job_parameters={
+                    k: recon[k]
+                    for k in ("centre", "centre_method", "slices", "pixel_size_um", "options")
+                    if k in recon
+                },
+            )
+        return dg.MaterializeResult(metadata=_record_metadata(record, started))
+
+    return [raw_dataset, derived_dataset]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from bl832_assets import keys
-from bl832_assets.assets.catalog import derived_dataset, raw_dataset
+from bl832_assets.assets.catalog import build_catalog
 from bl832_assets.assets.copies import build_copy
 from bl832_assets.assets.detector import detector_raw_scan
 from bl832_assets.assets.home import build_home
@@ -17,7 +17,7 @@ AssetGraph = list[dg.AssetsDefinition | dg.AssetSpec | dg.AssetChecksDefinition]
 
 
 def build_asset_graph(settings: Settings) -> AssetGraph:
-    graph: AssetGraph = [detector_raw_scan, raw_dataset, derived_dataset]
+    graph: AssetGraph = [detector_raw_scan, *build_catalog(settings)]
     graph += build_copy(
         settings,
         key=keys.BEAMLINE_RAW,
@@ -41,12 +41,15 @@ def build_asset_graph(settings: Settings) -> AssetGraph:
         graph += build_recon(settings, facility)
     graph += build_home(settings)
     reconstructions = [keys.key(f, keys.RECON_TIFF) for f in settings.hpc]
+    # Products are checked wherever this machine can read them: always at home, and at a
+    # facility only when its scratch storage is visible here (the local backend).
+    readable = [f for f, site in settings.hpc.items() if settings.visible(site.scratch)]
     graph += [
         tiff_stack_check(keys.key(location, keys.RECON_TIFF), reconstructions)
-        for location in [*settings.hpc, keys.BEAMLINE]
+        for location in [*readable, keys.BEAMLINE]
     ]
     graph += [
         pyramid_check(keys.key(location, keys.RECON_ZARR))
-        for location in [*settings.hpc, keys.BEAMLINE]
+        for location in [*readable, keys.BEAMLINE]
     ]
     return graph

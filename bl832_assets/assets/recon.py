@@ -10,6 +10,7 @@ import dagster as dg
 from pydantic import Field
 
 from bl832_assets import keys
+from bl832_assets.assets.failures import retry_only_if_transient, retry_policy
 from bl832_assets.assets.records import require_metadata
 from bl832_assets.partitions import scans
 from bl832_assets.resources.compute.base import ComputeOutcome, ComputeResource
@@ -55,7 +56,7 @@ def _materialization(
             **reported,
             "endpoint": endpoint,
             "relative_path": outcome.output,
-            "path": dg.MetadataValue.path(str(settings.root(endpoint) / outcome.output)),
+            "path": dg.MetadataValue.path(settings.location_of(endpoint, outcome.output)),
             "job_id": outcome.job_id,
             "seconds": round(outcome.seconds, 3),
         }
@@ -74,6 +75,7 @@ def build_recon(settings: Settings, facility: str) -> list[dg.AssetsDefinition]:
         "tags": {"location": facility},
         "pool": facility,
         "required_resource_keys": {facility},
+        "retry_policy": retry_policy(settings),
     }
 
     def compute(context: dg.AssetExecutionContext) -> ComputeResource:
@@ -89,7 +91,9 @@ def build_recon(settings: Settings, facility: str) -> list[dg.AssetsDefinition]:
     )
     def recon_tiff(context: dg.AssetExecutionContext, config: ReconConfig) -> dg.MaterializeResult:
         scan = str(require_metadata(context, raw_key)["relative_path"])
-        outcome = compute(context).reconstruct(context, scan, config.options(settings.recon))
+        options = config.options(settings.recon)
+        with retry_only_if_transient(f"{name} reconstruction"):
+            outcome = compute(context).reconstruct(context, scan, options)
         return _materialization(settings, scratch, outcome)
 
     @dg.asset(
@@ -102,6 +106,8 @@ def build_recon(settings: Settings, facility: str) -> list[dg.AssetsDefinition]:
     )
     def recon_zarr(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         tiffs = str(require_metadata(context, tiff_key)["relative_path"])
-        return _materialization(settings, scratch, compute(context).build_pyramid(context, tiffs))
+        with retry_only_if_transient(f"{name} pyramid"):
+            outcome = compute(context).build_pyramid(context, tiffs)
+        return _materialization(settings, scratch, outcome)
 
     return [recon_tiff, recon_zarr]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -62,11 +63,20 @@ def _parser() -> argparse.ArgumentParser:
     process.add_argument("scan", type=Path)
     process.add_argument("--folder", help="proposal folder on the detector (default: proposal)")
 
-    commands.add_parser("demo", help="synthesise a scan and run it through the whole graph")
+    demo = commands.add_parser("demo", help="synthesise a scan and run it through the whole graph")
+    demo.add_argument(
+        "--facilities",
+        choices=("local", "fake"),
+        default="local",
+        help="local: the embedded backends; fake: the production resources against local "
+        "fakes of Globus, NERSC, Globus Compute and SciCat",
+    )
+
+    commands.add_parser("pools", help="apply the settings' pool limits to the site's instance")
 
     config = commands.add_parser("config", help="inspect the site settings")
     config_commands = config.add_subparsers(dest="config_command", required=True)
-    config_commands.add_parser("show", help="print the effective settings, secrets masked")
+    config_commands.add_parser("show", help="print the effective settings (they hold no secrets)")
     return parser
 
 
@@ -108,16 +118,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             from bl832_assets.settings import load_settings
 
-            print(yaml.safe_dump(load_settings().masked(), sort_keys=False), end="")
+            settings = load_settings()
+            print(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False), end="")
+            for variable in settings.secret_variables():
+                print(f"# {variable}: {'set' if variable in os.environ else 'NOT SET'}")
             return 0
         if args.command == "process":
             from bl832_assets.cli.site import process
 
             return process(args.scan, args.folder)
+        if args.command == "pools":
+            from bl832_assets.cli.site import pools
+
+            return pools()
         if args.command == "demo":
             from bl832_assets.cli.site import demo
 
-            return demo()
+            return demo(args.facilities)
     except (SettingsError, ValueError, OSError) as exc:
         print(f"bl832 {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1

@@ -15,16 +15,28 @@ from bl832_assets.definitions import build_definitions
 from bl832_assets.dispatch import as_sensor_result, prepare, register
 from bl832_assets.execution import RunReport, execute
 from bl832_assets.partitions import scan_key
+from bl832_assets.pools import apply_pool_limits
 from bl832_assets.science.dx import read_metadata
 from bl832_assets.sensors import evaluate_tick
-from bl832_assets.settings import Settings, load_settings
+from bl832_assets.settings import Environment, Settings, load_settings
 
 
 def site_instance(settings: Settings) -> dg.DagsterInstance:
     """The persistent instance: ``$DAGSTER_HOME`` if the operator set one, else the site's."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
     home.mkdir(parents=True, exist_ok=True)
-    return dg.DagsterInstance.get()
+    instance = dg.DagsterInstance.get()
+    apply_pool_limits(instance, settings)
+    return instance
+
+
+def pools() -> int:
+    """``bl832 pools``: write the settings' pool limits into the site's instance."""
+    settings = load_settings()
+    site_instance(settings)
+    for pool, limit in settings.pools.items():
+        print(f"pool {pool}: {limit} step(s) at once")
+    return 0
 
 
 def _place_on_detector(settings: Settings, scan: Path, folder: str) -> str:
@@ -85,14 +97,35 @@ def _preview(settings: Settings, report: RunReport) -> None:
     print(f"middle slice: {png}")
 
 
-def demo() -> int:
-    """``bl832 demo``: a synthetic scan from the detector to the pyramid on this machine.
+def demo(facilities: str = "local") -> int:
+    """``bl832 demo``: a synthetic scan from the detector to the pyramid.
 
-    The demo switches every facility's reconstruction on (the site's own switches stay as they
-    are for real scans), so that one scan materializes every asset of the graph."""
+    ``local`` runs on the embedded backends of the site's settings. ``fake`` starts the four
+    facility fakes and runs the same graph through the production resources (globus-sdk,
+    sfapi-client, globus-compute-sdk, pyscicat) pointed at them."""
+    if facilities == "local":
+        return _demo(load_settings())
+    from bl832_assets.fakes.site import running_fakes
+
+    home = Environment().home.absolute() / "facilities"
+    with running_fakes(home) as fakes:
+        os.environ.update(fakes.environment)  # the resources read their secrets from here
+        settings = Settings.model_validate(fakes.settings)
+        print(f"demo: fakes of Globus, NERSC SF API, Globus Compute and SciCat under {home}")
+        status = _demo(settings)
+        print(
+            f"\nfakes: {len(fakes.globus.tasks)} Globus task(s), {len(fakes.sfapi.jobs)} Slurm "
+            f"job(s), {len(fakes.compute.tasks)} Compute task(s), "
+            f"{len(fakes.scicat.datasets)} SciCat dataset(s)"
+        )
+        return status
+
+
+def _demo(site: Settings) -> int:
+    """Every facility's reconstruction is switched on for the demo (the site's own switches
+    stay as they are for real scans), so that one scan materializes every asset."""
     from bl832_assets.science.synth import write_synthetic_scan
 
-    site = load_settings()
     everywhere = {f"{facility}_recon": True for facility in site.hpc}
     settings = site.model_copy(update={"decision": site.decision.model_copy(update=everywhere)})
     print(f"demo: new_file_832 on, reconstruction at {', '.join(site.hpc)}")

@@ -26,6 +26,7 @@ from globus_compute_sdk import Client
 from globus_compute_sdk.errors import TaskExecutionFailed, TaskPending
 from globus_compute_sdk.sdk.client import _ComputeWebClient
 from globus_compute_sdk.serialize import AllCodeStrategies
+from globus_sdk.scopes import ComputeScopes
 from pydantic import Field
 
 from bl832_assets.resources.compute.base import ComputeFailed, ComputeOutcome, ComputeResource
@@ -69,21 +70,26 @@ class GlobusComputeResource(ComputeResource):
     compute_url: str = Field(
         default="", description="Base URL of the Compute service; empty for Globus's own."
     )
+    auth_url: str = Field(
+        default="", description="Base URL of Globus Auth; empty for Globus's own."
+    )
 
     def _client(self) -> Client:
-        """A checked SDK client: a bearer token if given, else the confidential client."""
-        auth: dict[str, Any] = (
-            {"authorizer": globus_sdk.AccessTokenAuthorizer(self.access_token)}
-            if self.access_token
-            else {
-                "app": globus_sdk.ClientApp(
-                    "bl832",
-                    client_id=self.client_id,
-                    client_secret=self.client_secret,
-                    config=globus_sdk.GlobusAppConfig(token_storage="memory"),
-                )
-            }
-        )
+        """A checked SDK client: a bearer token if given, else the confidential client's
+        client-credentials grant (the same auth as the Transfer resource, so one Globus Auth
+        address serves both)."""
+        if self.access_token:
+            authorizer: globus_sdk.authorizers.GlobusAuthorizer = globus_sdk.AccessTokenAuthorizer(
+                self.access_token
+            )
+        else:
+            auth_client = globus_sdk.ConfidentialAppAuthClient(
+                client_id=self.client_id,
+                client_secret=self.client_secret,
+                base_url=self.auth_url or None,
+            )
+            authorizer = globus_sdk.ClientCredentialsAuthorizer(auth_client, ComputeScopes.all)
+        auth: dict[str, Any] = {"authorizer": authorizer}
         client = Client(
             **auth, do_version_check=False, code_serialization_strategy=AllCodeStrategies()
         )

@@ -1,0 +1,176 @@
+"""All four facility fakes around one site, and the settings that point the real SDKs at them.
+
+The site looks like production from the orchestrator's side: every endpoint is a Globus
+collection, only the beamline's storage (spot832, data832) is visible on this machine, NERSC
+jobs see NERSC paths (the SF API fake maps them to folders under the site), and secrets come
+from environment variables. Behind the fakes the work is real: Globus tasks copy between the
+site's folders, Slurm jobs and Compute functions run the payload, SciCat keeps the records.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bl832_assets.fakes.globus_compute import FakeGlobusCompute
+from bl832_assets.fakes.globus_transfer import FakeGlobus, serve
+from bl832_assets.fakes.scicat import FakeSciCat
+from bl832_assets.fakes.sfapi import FakeSfApi, serve_sfapi
+
+with warnings.catch_warnings():  # authlib warns about its own httpx integration on import
+    warnings.simplefilter("ignore")
+    from authlib.jose import JsonWebKey
+
+_NAMESPACE = uuid.UUID("0b7c1a52-6f0e-4d55-9a3e-8c3f2b9e8320")
+LAYOUT = {
+    "spot832": ("als", "spot832"),
+    "data832_raw": ("als", "data832/raw"),
+    "data832_scratch": ("als", "data832/scratch"),
+    "nersc_cfs": ("nersc", "nersc/cfs"),
+    "nersc_pscratch": ("nersc", "nersc/pscratch"),
+    "alcf_raw": ("alcf", "alcf/raw"),
+    "alcf_scratch": ("alcf", "alcf/scratch"),
+    "olcf_raw": ("olcf", "olcf/raw"),
+    "olcf_scratch": ("olcf", "olcf/scratch"),
+}
+"""Endpoint → (facility, folder under the site home standing in for its storage)."""
+
+NERSC_PATHS = {
+    "/global/cfs/cdirs/als/data_mover/8.3.2/raw": "nersc/cfs",
+    "/pscratch/sd/a/alsdev/8.3.2/scratch": "nersc/pscratch",
+    "/pscratch/sd/a/alsdev/8.3.2/jobs": "nersc/jobs",
+}
+"""What NERSC jobs see → the site folder the SF API fake maps it to."""
+
+# No container runtime here: the fake's jobs run the payload from this installation, which is
+# the "site environment" way of the NERSC template.
+SITE_ENVIRONMENT_TEMPLATE = """#!/bin/bash
+#SBATCH --job-name=bl832-$step
+#SBATCH --account=$account
+#SBATCH --qos=$qos
+#SBATCH --time=$time_limit
+#SBATCH --output=$jobs_root/$tag-%j.out
+#SBATCH --error=$jobs_root/$tag-%j.err
+set -euo pipefail
+cd $jobs_root
+$pipes_env
+$command
+"""
+
+
+@dataclass
+class FakeSite:
+    """The running fakes, the settings that use them and the secrets those settings name."""
+
+    home: Path
+    globus: FakeGlobus
+    sfapi: FakeSfApi
+    compute: FakeGlobusCompute
+    scicat: FakeSciCat
+    settings: dict[str, Any]
+    environment: dict[str, str]
+
+
+def collection_id(endpoint: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, endpoint))
+
+
+@contextmanager
+def running_fakes(home: Path, *, poll_seconds: float = 0.2) -> Iterator[FakeSite]:
+    """Start the four fakes for a site at ``home`` for the duration of the block."""
+    home = home.absolute()
+    folders = {name: home / folder for name, (_, folder) in LAYOUT.items()}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    environment = {
+        "GLOBUS_CLIENT_ID": str(uuid.uuid4()),
+        "GLOBUS_CLIENT_SECRET": secrets.token_urlsafe(24),
+        "SFAPI_CLIENT_ID": f"bl832{secrets.token_hex(4)}",
+        "SFAPI_SECRET": _private_key(),
+        "SCICAT_PASSWORD": secrets.token_urlsafe(24),
+    }
+    globus = FakeGlobus(
+        {collection_id(name): folder for name, folder in folders.items()},
+        environment["GLOBUS_CLIENT_ID"],
+        environment["GLOBUS_CLIENT_SECRET"],
+    )
+    scicat = FakeSciCat(users={"ingestor": environment["SCICAT_PASSWORD"]})
+    endpoints = {facility: str(uuid.uuid5(_NAMESPACE, facility)) for facility in ("alcf", "olcf")}
+    nersc_paths = {path: home / folder for path, folder in NERSC_PATHS.items()}
+    with ExitStack() as stack:
+        globus_url = stack.enter_context(serve(globus))
+        scicat_url = stack.enter_context(scicat.serve())
+        sfapi = stack.enter_context(serve_sfapi(nersc_paths))
+        compute = stack.enter_context(FakeGlobusCompute(list(endpoints.values())))
+        settings = _settings(home, globus_url, sfapi.url, compute.url, scicat_url, endpoints)
+        settings["globus"]["poll_seconds"] = poll_seconds
+        settings["nersc"]["poll_seconds"] = poll_seconds
+        for facility in endpoints:
+            settings["globus_compute"][facility]["poll_seconds"] = poll_seconds
+        yield FakeSite(home, globus, sfapi, compute, scicat, settings, environment)
+
+
+def _settings(
+    home: Path,
+    globus_url: str,
+    sfapi_url: str,
+    compute_url: str,
+    scicat_url: str,
+    compute_endpoints: dict[str, str],
+) -> dict[str, Any]:
+    payload = f"{sys.executable} -m bl832_assets"
+    nersc_root = {folder: path for path, folder in NERSC_PATHS.items()}
+    return {
+        "home": str(home),
+        "endpoints": {
+            name: {
+                "facility": facility,
+                # Only the beamline's own storage is mounted on the orchestrator's machine.
+                "root": folder if facility == "als" else None,
+                "collection_id": collection_id(name),
+                "onsite": facility == "als",
+            }
+            for name, (facility, folder) in LAYOUT.items()
+        },
+        "backends": {
+            "transfer": "globus",
+            "nersc": "sfapi",
+            "alcf": "globus_compute",
+            "olcf": "globus_compute",
+            "catalog": "scicat",
+        },
+        "globus": {"auth_url": globus_url, "transfer_url": globus_url, "compute_url": compute_url},
+        "nersc": {
+            "api_url": f"{sfapi_url}/api/v1.2",
+            "token_url": f"{sfapi_url}/c2id/token",
+            "launcher": payload,
+            "script_template": SITE_ENVIRONMENT_TEMPLATE,
+            "raw_root": nersc_root["nersc/cfs"],
+            "scratch_root": nersc_root["nersc/pscratch"],
+            "jobs_root": nersc_root["nersc/jobs"],
+        },
+        "globus_compute": {
+            facility: {
+                "endpoint_id": endpoint_id,
+                "raw_root": str(home / facility / "raw"),
+                "scratch_root": str(home / facility / "scratch"),
+                "payload": payload,
+                "timeout_seconds": 600,
+            }
+            for facility, endpoint_id in compute_endpoints.items()
+        },
+        "catalog": {"url": scicat_url, "username": "ingestor"},
+    }
+
+
+def _private_key() -> str:
+    """A fresh RSA key as JWK JSON: the form of a Superfacility API client's secret."""
+    return json.dumps(JsonWebKey.generate_key("RSA", 2048, is_private=True).as_dict(True))
