@@ -9,12 +9,14 @@ it most recently.
 import hashlib
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import dagster as dg
 
 from bl832_assets.assets.records import Recorded, newest_of, require_metadata
 from bl832_assets.partitions import scans
 from bl832_assets.resources.transfer.base import TransferResource
+from bl832_assets.resources.transfer.errors import ChecksumUnavailable
 from bl832_assets.settings import Settings
 
 
@@ -78,7 +80,8 @@ def build_copy(
                 "bytes_transferred": result.bytes_transferred,
                 "files": result.files_transferred + result.files_skipped,
                 "files_skipped": result.files_skipped,
-                "sha256": tree_digest(result.sha256),
+                # Only hashes really computed: Globus returns none for storage not mounted here.
+                **({"sha256": tree_digest(result.sha256)} if result.sha256 else {}),
                 "seconds": round(time.monotonic() - started, 3),
             }
         )
@@ -86,7 +89,8 @@ def build_copy(
     @dg.asset_check(
         asset=key,
         name="copy_matches_source",
-        description="The copy's sha256 equals the source's, file by file.",
+        description="The copy's sha256 equals the source's, file by file; where this machine "
+        "cannot hash the copy (Globus, storage not mounted here), its file names and sizes.",
         blocking=True,
         partitions_def=scans,
     )
@@ -95,25 +99,94 @@ def build_copy(
     ) -> dg.AssetCheckResult:
         recorded = require_metadata(context, key)
         relative = str(recorded["relative_path"])
-        copy = transfer.checksums(destination, relative)
-        source_endpoint = str(recorded["source_endpoint"])
-        if transfer.exists(source_endpoint, relative):
-            reference, against = transfer.checksums(source_endpoint, relative), source_endpoint
-        else:
-            reference, against = {}, "the checksum recorded at copy time"
-        differing = sorted(
-            name for name in set(copy) | set(reference) if copy.get(name) != reference.get(name)
-        )
-        passed = not differing if reference else tree_digest(copy) == recorded["sha256"]
-        return dg.AssetCheckResult(
-            passed=passed,
-            metadata={
-                "compared_with": against,
-                "files": len(copy),
-                "differing": dg.MetadataValue.json(differing[:50]),
-                "sha256": tree_digest(copy) if copy else "",
-            },
-            description=None if passed else f"{len(differing)} file(s) differ at {destination}",
-        )
+        try:
+            copy = transfer.checksums(destination, relative)
+        except ChecksumUnavailable:
+            return _compare_sizes(transfer, recorded, destination)
+        reference = _source_checksums(transfer, str(recorded["source_endpoint"]), relative)
+        if reference is None and "sha256" not in recorded:
+            return _compare_sizes(transfer, recorded, destination)  # nothing hashed to compare
+        return _compare_checksums(copy, reference, recorded, destination)
 
     return copy_asset, copy_matches_source
+
+
+def _differing(copy: Mapping[str, object], reference: Mapping[str, object]) -> list[str]:
+    """Files missing on one side or different between the two, by name."""
+    return sorted(
+        name for name in set(copy) | set(reference) if copy.get(name) != reference.get(name)
+    )
+
+
+def _source_checksums(
+    transfer: TransferResource, source: str, relative: str
+) -> dict[str, str] | None:
+    """The source's sha256 per file; None when it is gone (retention pruned it) or cannot be
+    hashed from here, and only the copy's own record is left to compare with."""
+    if not transfer.exists(source, relative):
+        return None
+    try:
+        return transfer.checksums(source, relative)
+    except ChecksumUnavailable:
+        return None
+
+
+def _compare_checksums(
+    copy: Mapping[str, str],
+    reference: Mapping[str, str] | None,
+    recorded: Mapping[str, Any],
+    destination: str,
+) -> dg.AssetCheckResult:
+    """sha256 file by file against the source, or the copy's tree digest against the one
+    recorded at copy time when the source cannot be read (then a differing copy names all of
+    its files: one digest cannot tell which)."""
+    if reference is not None:
+        differing = _differing(copy, reference)
+        passed, against = not differing, str(recorded["source_endpoint"])
+    else:
+        passed = tree_digest(copy) == recorded["sha256"]
+        differing, against = ([] if passed else sorted(copy)), "the checksum recorded at copy time"
+    return dg.AssetCheckResult(
+        passed=passed,
+        metadata={
+            "compared": "sha256",
+            "compared_with": against,
+            "files": len(copy),
+            "differing": dg.MetadataValue.json(differing[:50]),
+            "sha256": tree_digest(copy) if copy else "",
+        },
+        description=None if passed else f"{len(differing)} file(s) differ at {destination}",
+    )
+
+
+def _compare_sizes(
+    transfer: TransferResource, recorded: Mapping[str, Any], destination: str
+) -> dg.AssetCheckResult:
+    """Names and sizes of the copy against the source's, when no hash of the copy can be made
+    here. The bytes themselves were proven by Globus (verify_checksum) when the task ran; this
+    catches what can happen after: a truncated, missing or extra file. Against a source that is
+    gone, only the file count and total size recorded at copy time are left to compare."""
+    relative = str(recorded["relative_path"])
+    source = str(recorded["source_endpoint"])
+    copy = transfer.listing(destination, relative)
+    if transfer.exists(source, relative):
+        differing = _differing(copy, transfer.listing(source, relative))
+        passed, against = not differing, source
+    else:
+        passed = (len(copy), sum(copy.values())) == (recorded["files"], recorded["size_bytes"])
+        differing, against = ([] if passed else sorted(copy)), "the sizes recorded at copy time"
+    return dg.AssetCheckResult(
+        passed=passed,
+        metadata={
+            "compared": "sizes",
+            "compared_with": against,
+            "verified_by": f"Globus verify_checksum, task {recorded['task_id']}",
+            "files": len(copy),
+            "size_bytes": sum(copy.values()),
+            "differing": dg.MetadataValue.json(differing[:50]),
+        },
+        description=None
+        if passed
+        else f"{len(differing)} file(s) differ in name or size at {destination}: "
+        + ", ".join(differing[:5]),
+    )

@@ -3,20 +3,24 @@ stateful fake Transfer and Auth services over HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from bl832_assets.assets.copies import build_copy
 from bl832_assets.fakes.globus_transfer import FakeGlobus, serve
-from bl832_assets.resources.transfer.errors import UnknownEndpoint
-from bl832_assets.resources.transfer.globus import GlobusTransferResource
-from bl832_assets.resources.transfer.globus_errors import (
+from bl832_assets.partitions import scans
+from bl832_assets.resources.transfer.errors import (
     ChecksumUnavailable,
-    GlobusRequestRefused,
-    GlobusTaskFailed,
+    PathNotFound,
+    UnknownEndpoint,
 )
+from bl832_assets.resources.transfer.globus import GlobusTransferResource
+from bl832_assets.resources.transfer.globus_errors import GlobusRequestRefused, GlobusTaskFailed
+from bl832_assets.settings import Settings
 
 SECRET = "s3cret-never-printed"
 CLIENT_ID = "7c5e2a1b-0000-4000-8000-000000000832"
@@ -209,9 +213,110 @@ def test_wrong_secret_fails_without_revealing_it(transfer: GlobusTransferResourc
     assert SECRET not in repr(refused.value.__cause__)
 
 
-def test_checksums_are_not_invented(transfer: GlobusTransferResource) -> None:
-    with pytest.raises(ChecksumUnavailable):
+def _mounted(fake: FakeGlobus, transfer: GlobusTransferResource) -> GlobusTransferResource:
+    """The resource as the orchestrator host sees it: beamline storage mounted on it."""
+    mounts = {"spot832": str(fake.collections[SPOT]), "data832_raw": str(_landed(fake, ""))}
+    return transfer.model_copy(update={"mounts": mounts})
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _stack(fake: FakeGlobus) -> Path:
+    """A reconstruction folder with a nested, hidden file, as a Zarr pyramid has."""
+    stack = fake.collections[SPOT] / "recon" / "slices"
+    (stack / "sub").mkdir(parents=True)
+    for index in range(3):
+        (stack / f"slice_{index}.tif").write_bytes(bytes([index]) * (100 + index))
+    (stack / "sub" / ".zarray").write_text("{}")
+    return stack
+
+
+def test_checksums_are_not_invented_for_an_unmounted_endpoint(
+    fake: FakeGlobus, transfer: GlobusTransferResource
+) -> None:
+    _scan(fake)
+
+    with pytest.raises(ChecksumUnavailable, match="not mounted") as unavailable:
         transfer.checksums("spot832", "2026/scan.h5")
+
+    assert (unavailable.value.endpoint, unavailable.value.relative_path) == (
+        "spot832",
+        "2026/scan.h5",
+    )
+
+
+def test_checksums_through_a_mount_are_the_files_sha256(
+    fake: FakeGlobus, transfer: GlobusTransferResource
+) -> None:
+    scan = _scan(fake)
+    stack = _stack(fake)
+    mounted = _mounted(fake, transfer)
+
+    assert mounted.checksums("spot832", "2026/scan.h5") == {"scan.h5": _sha256(scan)}
+    assert mounted.checksums("spot832", "recon/slices") == {
+        "slice_0.tif": _sha256(stack / "slice_0.tif"),
+        "slice_1.tif": _sha256(stack / "slice_1.tif"),
+        "slice_2.tif": _sha256(stack / "slice_2.tif"),
+        "sub/.zarray": _sha256(stack / "sub" / ".zarray"),
+    }
+    with pytest.raises(PathNotFound):
+        mounted.checksums("spot832", "2026/never.h5")
+    with pytest.raises(UnknownEndpoint):
+        mounted.checksums("nersc_cfs", "2026/scan.h5")
+
+
+def test_listing_of_a_file_and_a_nested_folder_has_the_real_sizes(
+    fake: FakeGlobus, transfer: GlobusTransferResource
+) -> None:
+    scan = _scan(fake)
+    stack = _stack(fake)
+
+    assert transfer.listing("spot832", "2026/scan.h5") == {"scan.h5": scan.stat().st_size}
+    assert transfer.listing("spot832", "recon/slices") == {
+        name: (stack / name).stat().st_size
+        for name in ("slice_0.tif", "slice_1.tif", "slice_2.tif", "sub/.zarray")
+    }
+    assert set(transfer.listing("spot832", "recon/slices")) == set(
+        _mounted(fake, transfer).checksums("spot832", "recon/slices")
+    )
+
+
+def test_listing_of_nothing_raises_path_not_found(transfer: GlobusTransferResource) -> None:
+    with pytest.raises(PathNotFound):
+        transfer.listing("spot832", "2026/scan.h5")
+    with pytest.raises(PathNotFound):
+        transfer.listing("spot832", "missing/folder/scan.h5")
+
+
+def test_copy_to_a_mounted_destination_records_its_sha256(
+    fake: FakeGlobus, transfer: GlobusTransferResource
+) -> None:
+    scan = _scan(fake)
+
+    result = _mounted(fake, transfer).copy(
+        "spot832", "data832_raw", "2026/scan.h5", label="raw scan"
+    )
+
+    assert result.sha256 == {"scan.h5": _sha256(_landed(fake, "2026/scan.h5"))}
+    assert result.sha256 == {"scan.h5": _sha256(scan)}
+    assert result.bytes_total == scan.stat().st_size
+
+
+def test_copy_to_an_unmounted_destination_records_no_sha256_but_its_total_size(
+    fake: FakeGlobus, transfer: GlobusTransferResource
+) -> None:
+    stack = _stack(fake)
+    transfer.copy("spot832", "data832_raw", "recon/slices", label="tiff stack")
+    (stack / "slice_3.tif").write_bytes(b"new")
+
+    again = transfer.copy("spot832", "data832_raw", "recon/slices", label="tiff stack, new")
+
+    assert again.sha256 == {}
+    assert again.files_skipped == 4
+    assert again.bytes_transferred == 3
+    assert again.bytes_total == sum(f.stat().st_size for f in stack.rglob("*") if f.is_file())
 
 
 def test_mkdir_creates_a_folder_and_accepts_an_existing_one(
@@ -279,3 +384,131 @@ def test_unknown_endpoint_is_refused_before_any_task(
         transfer.copy("spot832", "nersc_cfs", "2026/scan.h5", label="raw scan")
 
     assert not fake.tasks
+
+
+# The copy asset and its blocking check, run by Dagster against the fake ---------------------
+
+SCAN_KEY = "scan"
+COPY_KEY = dg.AssetKey(["data832", "raw_scan"])
+CHECK_KEY = dg.AssetCheckKey(COPY_KEY, "copy_matches_source")
+
+
+@dg.asset(key=["spot832", "raw_scan"], partitions_def=scans)
+def _detector_scan() -> dg.MaterializeResult:
+    """Where the detector wrote the scan, as the real detector asset records it."""
+    return dg.MaterializeResult(metadata={"endpoint": "spot832", "relative_path": "2026/scan.h5"})
+
+
+def _run(
+    tmp_path: Path,
+    transfer: GlobusTransferResource,
+    instance: dg.DagsterInstance,
+    *,
+    only_check: bool = False,
+) -> dg.AssetCheckEvaluation:
+    """Copy the scan and check the copy (or only check it again); the check's evaluation."""
+    copy, check = build_copy(
+        Settings(home=tmp_path / "site"),
+        key=COPY_KEY,
+        upstreams=[_detector_scan.key],
+        destination="data832_raw",
+        description="The scan's beamline copy.",
+        group="test",
+        kinds={"globus"},
+    )
+    defs = dg.Definitions(
+        assets=[_detector_scan, copy], asset_checks=[check], resources={"transfer": transfer}
+    )
+    job = defs.resolve_implicit_global_asset_job_def()
+    if only_check:
+        job = job.get_subset(asset_selection=set(), asset_check_selection={CHECK_KEY})
+    result = job.execute_in_process(instance=instance, partition_key=SCAN_KEY, raise_on_error=False)
+    [evaluation] = result.get_asset_check_evaluations()
+    return evaluation
+
+
+@pytest.fixture
+def dagster(instance: dg.DagsterInstance) -> dg.DagsterInstance:
+    """The shared test instance, knowing the one scan these runs copy."""
+    instance.add_dynamic_partitions(scans.name, [SCAN_KEY])
+    return instance
+
+
+def _copy_metadata(instance: dg.DagsterInstance) -> dict[str, object]:
+    event = instance.get_latest_materialization_event(COPY_KEY)
+    assert event is not None and event.asset_materialization is not None
+    return {name: value.value for name, value in event.asset_materialization.metadata.items()}
+
+
+def test_check_compares_sizes_where_the_copy_cannot_be_hashed_and_fails_a_truncated_file(
+    fake: FakeGlobus,
+    transfer: GlobusTransferResource,
+    dagster: dg.DagsterInstance,
+    tmp_path: Path,
+) -> None:
+    _scan(fake)
+
+    passed = _run(tmp_path, transfer, dagster)
+
+    recorded = _copy_metadata(dagster)
+    assert "sha256" not in recorded
+    assert passed.passed
+    assert passed.metadata["compared"].value == "sizes"
+    assert passed.metadata["compared_with"].value == "spot832"
+    assert passed.metadata["verified_by"].value == (
+        f"Globus verify_checksum, task {recorded['task_id']}"
+    )
+
+    with _landed(fake, "2026/scan.h5").open("r+b") as copy:
+        copy.truncate(100)
+    failed = _run(tmp_path, transfer, dagster, only_check=True)
+
+    assert not failed.passed
+    assert failed.metadata["differing"].value == ["scan.h5"]
+    assert "scan.h5" in (failed.description or "")
+
+
+def test_check_compares_sizes_with_the_record_once_the_source_is_gone(
+    fake: FakeGlobus,
+    transfer: GlobusTransferResource,
+    dagster: dg.DagsterInstance,
+    tmp_path: Path,
+) -> None:
+    scan = _scan(fake)
+    assert _run(tmp_path, transfer, dagster).passed
+    scan.unlink()  # pruned by the detector's retention
+
+    intact = _run(tmp_path, transfer, dagster, only_check=True)
+    with _landed(fake, "2026/scan.h5").open("r+b") as copy:
+        copy.truncate(100)
+    truncated = _run(tmp_path, transfer, dagster, only_check=True)
+
+    assert intact.passed
+    assert intact.metadata["compared_with"].value == "the sizes recorded at copy time"
+    assert not truncated.passed
+    assert truncated.metadata["differing"].value == ["scan.h5"]
+
+
+def test_check_compares_sha256_where_the_copy_is_mounted(
+    fake: FakeGlobus,
+    transfer: GlobusTransferResource,
+    dagster: dg.DagsterInstance,
+    tmp_path: Path,
+) -> None:
+    scan = _scan(fake)
+    mounted = _mounted(fake, transfer)
+
+    passed = _run(tmp_path, mounted, dagster)
+    assert _copy_metadata(dagster)["sha256"] == _sha256(scan)
+    copy = _landed(fake, "2026/scan.h5")
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, different bytes: only a hash sees it
+    copy.write_bytes(bytes(data))
+    scan.unlink()
+    failed = _run(tmp_path, mounted, dagster, only_check=True)
+
+    assert passed.passed
+    assert passed.metadata["compared"].value == "sha256"
+    assert not failed.passed
+    assert failed.metadata["compared_with"].value == "the checksum recorded at copy time"
+    assert failed.metadata["differing"].value == ["scan.h5"]

@@ -32,7 +32,14 @@ class TransferResource(dg.ConfigurableResource, ABC):
     @abstractmethod
     def checksums(self, endpoint: str, relative_path: str) -> dict[str, str]:
         """sha256 of every file at ``relative_path``: keys are paths relative to it, or the file's
-        name for a single file. Raises ``PathNotFound`` when nothing is there."""
+        name for a single file. Raises ``PathNotFound`` when nothing is there, and
+        ``ChecksumUnavailable`` when this machine cannot hash that endpoint's files."""
+
+    @abstractmethod
+    def listing(self, endpoint: str, relative_path: str) -> dict[str, int]:
+        """Size in bytes of every file at ``relative_path``, keyed exactly as ``checksums`` keys
+        them. Every backend can list where it cannot hash, so a copy can still be compared by
+        names and sizes. Raises ``PathNotFound`` when nothing is there."""
 
     @abstractmethod
     def exists(self, endpoint: str, relative_path: str) -> bool:

@@ -45,6 +45,19 @@ class ChecksumMismatch(TransferError):
         super().__init__(f"{path}: sha256 of the copy is {actual}, source is {expected}")
 
 
+class ChecksumUnavailable(TransferError):
+    """This machine cannot hash the files at an endpoint: the backend has no remote checksum
+    API (Globus verifies checksums inside a transfer but never returns them) and the endpoint's
+    storage is not mounted here. Callers fall back to a weaker proof, such as comparing sizes,
+    instead of a backend inventing hashes it never computed."""
+
+    def __init__(self, endpoint: str, relative_path: str, reason: str) -> None:
+        self.endpoint = endpoint
+        self.relative_path = relative_path
+        self.reason = reason
+        super().__init__(f"{endpoint}:{relative_path}: no checksums available: {reason}")
+
+
 class TransferFailed(TransferError):
     """A transfer task ended FAILED. Raised instead of returning, so a failed copy can never be
     mistaken for a finished one (upstream's ``task_wait`` returned True on FAILED)."""

@@ -9,8 +9,10 @@ Success: only a re-read ``SUCCEEDED`` counts; FAILED, INACTIVE and a task still 
 ``max_wait_seconds`` (also set as the task's Globus deadline) raise ``GlobusTaskFailed``.
 
 Checksums: Globus verifies every file itself (``verify_checksum``) but returns no hashes and
-has no remote hash API, so ``checksums`` raises ``ChecksumUnavailable`` rather than pretend,
-and a copy's ``sha256`` is empty: its proof is the SUCCEEDED, checksum-verified task.
+has no remote hash API. Storage mounted on this machine (``mounts``: the beamline's own) is
+hashed here, through the local backend's helpers; elsewhere ``checksums`` raises
+``ChecksumUnavailable`` rather than pretend, and a copy's ``sha256`` is empty: its proof is the
+SUCCEEDED, checksum-verified task, and ``listing`` (names and sizes) is what can be re-checked.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import dagster as dg
@@ -28,18 +30,21 @@ from globus_sdk.transport import RetryConfig
 from pydantic import Field, PrivateAttr
 
 from bl832_assets.resources.transfer.base import TransferResource
-from bl832_assets.resources.transfer.errors import PathNotFound, UnknownEndpoint
-from bl832_assets.resources.transfer.globus_errors import (
+from bl832_assets.resources.transfer.copying import is_partial
+from bl832_assets.resources.transfer.errors import (
     ChecksumUnavailable,
-    GlobusRequestRefused,
+    PathNotFound,
+    UnknownEndpoint,
 )
+from bl832_assets.resources.transfer.globus_errors import GlobusRequestRefused
 from bl832_assets.resources.transfer.globus_tasks import (
     NAMESPACE,
     TaskScope,
     submit_once,
     wait_for_success,
 )
-from bl832_assets.resources.transfer.paths import safe_relative_path
+from bl832_assets.resources.transfer.local import file_sizes, files_under, hash_files
+from bl832_assets.resources.transfer.paths import join_under_root, safe_relative_path
 from bl832_assets.resources.transfer.results import TaskStatus, TransferResult
 
 _LABEL_FORBIDDEN = re.compile(r"[^A-Za-z0-9 ,_-]")  # Globus refuses labels with other characters
@@ -56,6 +61,15 @@ class GlobusTransferResource(TransferResource):
         default_factory=dict,
         description="Endpoint name → folder inside its collection holding the endpoint's data "
         "(default '/').",
+    )
+    mounts: dict[str, str] = Field(
+        default_factory=dict,
+        description="Endpoint name → folder where this machine sees that endpoint's files "
+        "(the same relative paths as under its root in the collection). Mounted endpoints are "
+        "hashed here; the others can only be compared by names and sizes.",
+    )
+    hash_workers: int = Field(
+        default=4, ge=1, description="Files of a mounted folder hashed at once."
     )
     client_id: str = Field(description="Confidential client id (give as dg.EnvVar).")
     client_secret: str = Field(description="Confidential client secret (give as dg.EnvVar).")
@@ -109,33 +123,51 @@ class GlobusTransferResource(TransferResource):
             task = self._wait(client, task, scope)
         except globus_sdk.GlobusAPIError as error:
             raise GlobusRequestRefused(f"copy of {scope.relative_path!r}", error) from None
+        sha256, bytes_total = self._landed(destination, relative)
         return TransferResult(
             task_id=task["task_id"],
             status=TaskStatus.SUCCEEDED,
             source=source,
             destination=destination,
             relative_path=scope.relative_path,
-            # Globus reports no total size; what it moved is the known lower bound.
-            bytes_total=int(task.get("bytes_transferred") or 0),
+            bytes_total=bytes_total,
             bytes_transferred=int(task.get("bytes_transferred") or 0),
             files_transferred=int(task.get("files_transferred") or 0),
             files_skipped=int(task.get("files_skipped") or 0),
-            sha256={},
+            sha256=sha256,
             seconds=time.monotonic() - started,
         )
 
     def checksums(self, endpoint: str, relative_path: str) -> dict[str, str]:
-        raise ChecksumUnavailable(endpoint, relative_path)
+        """Hashed here through the endpoint's mount; ``ChecksumUnavailable`` without one."""
+        relative = safe_relative_path(relative_path)
+        files = files_under(self._mounted(endpoint, relative), endpoint, str(relative))
+        return hash_files(files, self.hash_workers)
+
+    def listing(self, endpoint: str, relative_path: str) -> dict[str, int]:
+        """Sizes as Globus lists them (never through a mount, so the answer is the collection's
+        own): one ``ls`` per folder. Globus refuses a folder of more than 100,000 entries, which
+        surfaces as ``GlobusRequestRefused``; limit/offset paging would not help, since Globus
+        re-reads the whole folder for every page."""
+        relative = safe_relative_path(relative_path)
+        path = self._path(endpoint, relative)
+        try:
+            client = self._client()
+            entry = self._entry(client, endpoint, path)
+            if entry is None:
+                raise PathNotFound(endpoint, str(relative))
+            if entry["type"] != "dir":
+                return {path.name: int(entry["size"])}
+            return self._sizes_under(client, endpoint, path)
+        except globus_sdk.GlobusAPIError as error:
+            raise GlobusRequestRefused(f"listing {endpoint}:{path}", error) from None
 
     def exists(self, endpoint: str, relative_path: str) -> bool:
         path = self._path(endpoint, safe_relative_path(relative_path))
         try:
-            listing = self._client().operation_ls(self._collection(endpoint), path=str(path.parent))
+            return self._entry(self._client(), endpoint, path) is not None
         except globus_sdk.GlobusAPIError as error:
-            if error.http_status == 404:
-                return False
             raise GlobusRequestRefused(f"listing {endpoint}:{path.parent}", error) from None
-        return any(entry["name"] == path.name for entry in listing)
 
     def delete(self, endpoint: str, relative_path: str, *, label: str) -> str:
         """Delete a file or folder (recursively) on ``endpoint``; already gone is fine. Blocks
@@ -213,11 +245,63 @@ class GlobusTransferResource(TransferResource):
         self, client: globus_sdk.TransferClient, endpoint: str, relative: PurePosixPath
     ) -> bool:
         """Whether the source is a folder, which Globus copies only as a recursive item."""
-        path = self._path(endpoint, relative)
-        for entry in client.operation_ls(self._collection(endpoint), path=str(path.parent)):
-            if entry["name"] == path.name:
-                return entry["type"] == "dir"
-        raise PathNotFound(endpoint, str(relative))
+        entry = self._entry(client, endpoint, self._path(endpoint, relative))
+        if entry is None:
+            raise PathNotFound(endpoint, str(relative))
+        return entry["type"] == "dir"
+
+    def _entry(
+        self, client: globus_sdk.TransferClient, endpoint: str, path: PurePosixPath
+    ) -> dict[str, Any] | None:
+        """The ``ls`` entry of ``path`` in its parent folder; None when either is missing."""
+        try:
+            entries = client.operation_ls(self._collection(endpoint), path=str(path.parent))
+        except globus_sdk.GlobusAPIError as error:
+            if error.http_status == 404:
+                return None
+            raise
+        return next((entry for entry in entries if entry["name"] == path.name), None)
+
+    def _sizes_under(
+        self, client: globus_sdk.TransferClient, endpoint: str, folder: PurePosixPath
+    ) -> dict[str, int]:
+        """Every file below ``folder`` with its size, keyed relative to it like ``checksums``:
+        temporary files of a copy in flight are left out here too."""
+        collection = self._collection(endpoint)
+        sizes: dict[str, int] = {}
+        pending = [PurePosixPath()]
+        while pending:
+            inner = pending.pop()
+            entries = client.operation_ls(collection, path=str(folder / inner), show_hidden=True)
+            for entry in entries:
+                name = inner / entry["name"]
+                if entry["type"] == "dir":
+                    pending.append(name)
+                elif entry["type"] == "file" and not is_partial(entry["name"]):
+                    sizes[name.as_posix()] = int(entry["size"])
+        return dict(sorted(sizes.items()))
+
+    def _landed(self, destination: str, relative: PurePosixPath) -> tuple[dict[str, str], int]:
+        """sha256 per file (empty when the destination is not mounted here) and total size of
+        what a copy left at the destination. Globus reports neither: its task counts only the
+        bytes it moved, which is less than the total when files were skipped as identical."""
+        if destination not in self.mounts:
+            return {}, sum(self.listing(destination, str(relative)).values())
+        files = files_under(self._mounted(destination, relative), destination, str(relative))
+        return hash_files(files, self.hash_workers), sum(file_sizes(files).values())
+
+    def _mounted(self, endpoint: str, relative: PurePosixPath) -> Path:
+        """Where this machine sees ``relative`` of ``endpoint``, or ``ChecksumUnavailable``."""
+        self._collection(endpoint)  # an unknown endpoint is a typo, not a missing mount
+        mount = self.mounts.get(endpoint)
+        if mount is None:
+            raise ChecksumUnavailable(
+                endpoint,
+                str(relative),
+                "not mounted on this machine, and Globus has no remote checksum API "
+                "(its copies are verified by their task: verify_checksum)",
+            )
+        return join_under_root(Path(mount), relative)
 
     def _collection(self, endpoint: str) -> str:
         collection = self.collections.get(endpoint)

@@ -40,15 +40,3 @@ class GlobusRequestRefused(TransferError):
         super().__init__(
             f"{what}: Globus answered HTTP {error.http_status} {error.code}: {error.message}"
         )
-
-
-class ChecksumUnavailable(TransferError):
-    """Globus computes checksums only inside a transfer and never returns them."""
-
-    def __init__(self, endpoint: str, relative_path: str) -> None:
-        self.endpoint = endpoint
-        self.relative_path = relative_path
-        super().__init__(
-            f"{endpoint}:{relative_path}: Globus has no remote checksum API; the copy was "
-            "verified by its task (verify_checksum), see its task_id"
-        )

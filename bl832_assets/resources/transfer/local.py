@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path, PurePosixPath
 
@@ -53,7 +54,7 @@ class LocalTransferResource(TransferResource):
         started = time.monotonic()
         tally = _Tally()
         try:
-            files = _files_under(source_root, source, relative)
+            files = files_under(source_root, source, relative)
             tally.files = len(files)
             if source_root.is_dir():
                 destination_root.mkdir(parents=True, exist_ok=True)
@@ -85,9 +86,12 @@ class LocalTransferResource(TransferResource):
 
     def checksums(self, endpoint: str, relative_path: str) -> dict[str, str]:
         relative = str(safe_relative_path(relative_path))
-        files = _files_under(self._path(endpoint, relative), endpoint, relative)
-        with ThreadPoolExecutor(self.parallel_files) as pool:
-            return dict(zip(files, pool.map(sha256_file, files.values()), strict=True))
+        files = files_under(self._path(endpoint, relative), endpoint, relative)
+        return hash_files(files, self.parallel_files)
+
+    def listing(self, endpoint: str, relative_path: str) -> dict[str, int]:
+        relative = str(safe_relative_path(relative_path))
+        return file_sizes(files_under(self._path(endpoint, relative), endpoint, relative))
 
     def exists(self, endpoint: str, relative_path: str) -> bool:
         return self._path(endpoint, str(safe_relative_path(relative_path))).exists()
@@ -113,9 +117,12 @@ class LocalTransferResource(TransferResource):
                 raise
 
 
-def _files_under(path: Path, endpoint: str, relative_path: str) -> dict[str, Path]:
+def files_under(path: Path, endpoint: str, relative_path: str) -> dict[str, Path]:
     """Every regular file a copy of ``path`` covers, keyed as ``checksums`` keys them, in
-    sorted order. Temporary files of copies in flight are not data and are left out."""
+    sorted order. Temporary files of copies in flight are not data and are left out.
+
+    Public because any backend that sees an endpoint's storage through a folder of this
+    machine (Globus with a mount) hashes and lists it exactly as this backend does."""
     if path.is_file():
         return {path.name: path}
     if not path.is_dir():
@@ -127,6 +134,18 @@ def _files_under(path: Path, endpoint: str, relative_path: str) -> dict[str, Pat
             if not is_partial(name) and file.is_file():
                 found[file.relative_to(path).as_posix()] = file
     return dict(sorted(found.items()))
+
+
+def hash_files(files: Mapping[str, Path], workers: int) -> dict[str, str]:
+    """sha256 of each file, keys kept; ``workers`` files at once, since hashing releases the
+    GIL and a folder of many TIFFs is bound by storage latency rather than one core."""
+    with ThreadPoolExecutor(workers) as pool:
+        return dict(zip(files, pool.map(sha256_file, files.values()), strict=True))
+
+
+def file_sizes(files: Mapping[str, Path]) -> dict[str, int]:
+    """Size in bytes of each file, keys kept."""
+    return {key: path.stat().st_size for key, path in files.items()}
 
 
 class _Tally:
