@@ -13,6 +13,7 @@ from typing import Any
 
 import dagster as dg
 
+from bl832_assets.assets.failures import retry_only_if_transient, retry_policy
 from bl832_assets.assets.records import Recorded, newest_of, require_metadata
 from bl832_assets.partitions import scans
 from bl832_assets.resources.transfer.base import TransferResource
@@ -32,7 +33,7 @@ def _location_metadata(settings: Settings, endpoint: str, relative: str) -> dict
     return {
         "endpoint": endpoint,
         "relative_path": relative,
-        "path": dg.MetadataValue.path(str(settings.root(endpoint) / relative)),
+        "path": dg.MetadataValue.path(settings.location_of(endpoint, relative)),
     }
 
 
@@ -58,6 +59,7 @@ def build_copy(
         kinds=kinds,
         tags={"location": location},
         pool="globus",
+        retry_policy=retry_policy(settings),
     )
     def copy_asset(
         context: dg.AssetExecutionContext, transfer: TransferResource
@@ -65,12 +67,13 @@ def build_copy(
         source: Recorded = newest_of(context, upstreams)
         relative = str(source.metadata["relative_path"])
         started = time.monotonic()
-        result = transfer.copy(
-            str(source.metadata["endpoint"]),
-            destination,
-            relative,
-            label=f"{key.to_user_string()} {context.partition_key}",
-        )
+        with retry_only_if_transient(f"copy to {destination}"):
+            result = transfer.copy(
+                str(source.metadata["endpoint"]),
+                destination,
+                relative,
+                label=f"{key.to_user_string()} {context.partition_key}",
+            )
         return dg.MaterializeResult(
             metadata={
                 **_location_metadata(settings, destination, relative),

@@ -14,15 +14,18 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from globus_compute_sdk.serialize import ComputeSerializer
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import HTTPException, NotFound, Unauthorized
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from bl832_assets.fakes.http import serving
 
 VERSIONS = {"api": "1.0", "min_sdk_version": "2.0.0", "min_ep_version": "2.0.0"}
 
@@ -57,7 +60,7 @@ class _Faults:
 
 
 class FakeGlobusCompute:
-    """The service and its endpoints in one process; use as a context manager.
+    """The service and its endpoints in one process; ``with fake.serve() as url`` runs it.
 
     ``endpoints`` are the endpoint ids it knows (one per facility); submitting to any other is
     a 404, as for an endpoint the user may not use.
@@ -79,16 +82,17 @@ class FakeGlobusCompute:
                 Rule("/v2/tasks/<task_id>", endpoint="task", methods=["GET"]),
             ]
         )
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self.url = ""
 
-    def __enter__(self) -> FakeGlobusCompute:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._workers.shutdown(wait=True)
+    @contextmanager
+    def serve(self) -> Iterator[str]:
+        """Serve for the block (``self.url`` is the base); running functions are waited for."""
+        with serving(self._wsgi) as url:
+            self.url = url
+            try:
+                yield url
+            finally:
+                self._workers.shutdown(wait=True)
 
     def fail_next_requests(self, status: int, count: int = 1) -> None:
         """Answer the next ``count`` requests with ``status``; a 503 says ``Retry-After: 1``,
@@ -114,6 +118,8 @@ class FakeGlobusCompute:
     def _wsgi(self, environ: dict, start_response: Any) -> Any:
         request = Request(environ)
         try:
+            if not request.headers.get("Authorization", "").startswith("Bearer "):
+                raise Unauthorized("a bearer token is required")
             injected = self._injected()
             response = self._dispatch(request) if injected is None else injected
         except HTTPException as error:

@@ -24,9 +24,9 @@ from typing import Any, Literal
 
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from bl832_assets.fakes.http import serving
 from bl832_assets.resources.transfer.copying import sync_file
 
 TOKEN = "fake-transfer-token"
@@ -83,6 +83,12 @@ class FakeGlobus:
         self.requests: list[tuple[str, str]] = []
 
     # Fault injection -------------------------------------------------------------------
+
+    @contextmanager
+    def serve(self) -> Iterator[str]:
+        """Serve for the block; yields the base URL of both Auth and Transfer."""
+        with serving(self) as url:
+            yield url
 
     def fail_requests(self, path_suffix: str, status: int, count: int = 1) -> None:
         """Answer the next ``count`` requests whose path ends with ``path_suffix`` with
@@ -354,16 +360,3 @@ _ROUTES = Map(
         Rule("/v0.10/operation/endpoint/<endpoint>/mkdir", endpoint="mkdir", methods=["POST"]),
     ]
 )
-
-
-@contextmanager
-def serve(fake: FakeGlobus) -> Iterator[str]:
-    """Serve ``fake`` on a free port of 127.0.0.1 for the block; yields its base URL."""
-    server = make_server("127.0.0.1", 0, fake, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()

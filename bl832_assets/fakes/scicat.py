@@ -21,8 +21,9 @@ from typing import Any
 from urllib.parse import unquote
 
 from werkzeug.exceptions import HTTPException
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from bl832_assets.fakes.http import serving
 
 PID_PREFIX = "20.500.12269"
 
@@ -111,16 +112,8 @@ class FakeSciCat:
     @contextmanager
     def serve(self) -> Iterator[str]:
         """Serve on 127.0.0.1 on a free port; yields the API base URL pyscicat expects."""
-        server = make_server(
-            "127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_UnloggedHandler
-        )
-        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.port}/api/v3"
-        finally:
-            server.shutdown()
-            thread.join()
+        with serving(self._wsgi) as url:
+            yield f"{url}/api/v3"
 
     def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         request = Request(environ)
@@ -261,13 +254,6 @@ class FakeSciCat:
         _validate(body, schema[0] - {"id", "datasetId"}, set())
         child.update(body, updatedAt=_now())
         return child
-
-
-class _UnloggedHandler(WSGIRequestHandler):
-    """pyscicat sends the token in the query string; werkzeug's access log would print it."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
 
 
 def _validate(body: Any, allowed: set[str], required: set[str]) -> None:

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from bl832_assets.fakes.http import serving
 
 API_PREFIX = "/api/v1.2/"
 TOKEN_PATH = "/c2id/token"
@@ -159,6 +160,18 @@ class FakeSfApi:
 
     # -- HTTP ---------------------------------------------------------------------------------
 
+    @contextmanager
+    def serve(self) -> Iterator[str]:
+        """Serve for the block (``self.url`` is the base); jobs still running are killed."""
+        with serving(self.wsgi) as url:
+            self.url = url
+            try:
+                yield url
+            finally:
+                for job in self.jobs.values():
+                    if job.process is not None and job.process.poll() is None:
+                        job.process.kill()
+
     def _task(self, result: Mapping[str, object]) -> Response:
         task_id = str(len(self._tasks) + 1)
         self._tasks[task_id] = {"id": task_id, "status": "completed", "result": json.dumps(result)}
@@ -236,30 +249,5 @@ class FakeSfApi:
         return response(environ, start_response)
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """No access log: test output should show the test's failures, not every poll."""
-
-    def log(self, type: str, message: str, *args: object) -> None:
-        pass
-
-
 def _json(body: object, status: int = 200) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
-
-
-@contextmanager
-def serve_sfapi(paths: Mapping[str, Path], machine: str = "perlmutter") -> Iterator[FakeSfApi]:
-    """Run the fake on 127.0.0.1 for the duration of the block; ``fake.url`` is the API base."""
-    fake = FakeSfApi(paths=paths, machine=machine)
-    server = make_server("127.0.0.1", 0, fake.wsgi, threaded=True, request_handler=_QuietHandler)
-    fake.url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake
-    finally:
-        for job in fake.jobs.values():
-            if job.process is not None and job.process.poll() is None:
-                job.process.kill()
-        server.shutdown()
-        thread.join()

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from bl832_assets.fakes.globus_compute import FakeGlobusCompute
-from bl832_assets.fakes.globus_transfer import FakeGlobus, serve
+from bl832_assets.fakes.globus_transfer import FakeGlobus
 from bl832_assets.fakes.scicat import FakeSciCat
-from bl832_assets.fakes.sfapi import FakeSfApi, serve_sfapi
+from bl832_assets.fakes.sfapi import FakeSfApi
 
 with warnings.catch_warnings():  # authlib warns about its own httpx integration on import
     warnings.simplefilter("ignore")
@@ -104,13 +104,13 @@ def running_fakes(home: Path, *, poll_seconds: float = 0.2) -> Iterator[FakeSite
     )
     scicat = FakeSciCat(users={"ingestor": environment["SCICAT_PASSWORD"]})
     endpoints = {facility: str(uuid.uuid5(_NAMESPACE, facility)) for facility in ("alcf", "olcf")}
-    nersc_paths = {path: home / folder for path, folder in NERSC_PATHS.items()}
+    sfapi = FakeSfApi(paths={path: home / folder for path, folder in NERSC_PATHS.items()})
+    compute = FakeGlobusCompute(list(endpoints.values()))
     with ExitStack() as stack:
-        globus_url = stack.enter_context(serve(globus))
-        scicat_url = stack.enter_context(scicat.serve())
-        sfapi = stack.enter_context(serve_sfapi(nersc_paths))
-        compute = stack.enter_context(FakeGlobusCompute(list(endpoints.values())))
-        settings = _settings(home, globus_url, sfapi.url, compute.url, scicat_url, endpoints)
+        globus_url, scicat_url, sfapi_url, compute_url = (
+            stack.enter_context(fake.serve()) for fake in (globus, scicat, sfapi, compute)
+        )
+        settings = _settings(home, globus_url, sfapi_url, compute_url, scicat_url, endpoints)
         settings["globus"]["poll_seconds"] = poll_seconds
         settings["nersc"]["poll_seconds"] = poll_seconds
         for facility in endpoints:

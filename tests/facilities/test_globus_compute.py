@@ -23,7 +23,8 @@ SCAN = "proposal/20260101_120000_sample.h5"
 
 @pytest.fixture
 def service() -> Iterator[FakeGlobusCompute]:
-    with FakeGlobusCompute([ALCF_ENDPOINT, OLCF_ENDPOINT]) as fake:
+    fake = FakeGlobusCompute([ALCF_ENDPOINT, OLCF_ENDPOINT])
+    with fake.serve():
         yield fake
 
 

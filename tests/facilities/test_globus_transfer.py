@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 
 from bl832_assets.assets.copies import build_copy
-from bl832_assets.fakes.globus_transfer import FakeGlobus, serve
+from bl832_assets.fakes.globus_transfer import FakeGlobus
 from bl832_assets.partitions import scans
 from bl832_assets.resources.transfer.errors import (
     ChecksumUnavailable,
@@ -38,7 +38,7 @@ def fake(tmp_path: Path) -> FakeGlobus:
 
 @pytest.fixture
 def transfer(fake: FakeGlobus) -> Iterator[GlobusTransferResource]:
-    with serve(fake) as url:
+    with fake.serve() as url:
         yield GlobusTransferResource(
             collections={"spot832": SPOT, "data832_raw": DATA},
             roots={"data832_raw": "/raw"},

@@ -17,7 +17,7 @@ import pytest
 import sfapi_client._sync.compute
 import sfapi_client._sync.jobs
 
-from bl832_assets.fakes.sfapi import FakeSfApi, serve_sfapi
+from bl832_assets.fakes.sfapi import FakeSfApi
 from bl832_assets.resources.compute.base import ComputeFailed
 from bl832_assets.resources.compute.nersc import NerscComputeResource, SlurmJobFailed
 from bl832_assets.resources.compute.slurm_script import DEFAULT_TEMPLATE, render
@@ -49,7 +49,8 @@ def quick_sfapi_polls(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def fake(tmp_path: Path) -> Iterator[FakeSfApi]:
-    with serve_sfapi({CFS: tmp_path / "cfs", PSCRATCH: tmp_path / "pscratch"}) as running:
+    running = FakeSfApi(paths={CFS: tmp_path / "cfs", PSCRATCH: tmp_path / "pscratch"})
+    with running.serve():
         yield running
         running.wait_all()
 
