@@ -7,6 +7,7 @@ import dagster as dg
 
 from bl832_assets import keys
 from bl832_assets.assets.graph import build_asset_graph
+from bl832_assets.flight_check import build_flight_check
 from bl832_assets.resources.wiring import build_resources
 from bl832_assets.sensors import build_new_scans_sensor
 from bl832_assets.settings import Settings, load_settings
@@ -14,11 +15,14 @@ from bl832_assets.settings import Settings, load_settings
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     graph = build_asset_graph(settings)
+    flight_check, flight_check_schedule = build_flight_check(settings)
     produced = dg.AssetSelection.all() - dg.AssetSelection.assets(keys.DETECTOR_RAW)
     return dg.Definitions(
         assets=[a for a in graph if not isinstance(a, dg.AssetChecksDefinition)],
         asset_checks=[a for a in graph if isinstance(a, dg.AssetChecksDefinition)],
         sensors=[build_new_scans_sensor(settings, produced)],
+        jobs=[flight_check],
+        schedules=[flight_check_schedule],
         resources=build_resources(settings),
         # Runs mostly wait on transfers and facility jobs; one process keeps them re-attachable
         # and avoids SQLite write contention between step processes.

@@ -1,5 +1,5 @@
 """What the asset graph asks of data movement: copy a scan's file or folder between named
-endpoints, and prove a copy is intact.
+endpoints, prove a copy is intact, and delete what is no longer wanted.
 
 Endpoints are names, never paths: a Globus collection has no path on the orchestrator's
 machine, so nothing here may assume one. The same relative path names the data on both ends.
@@ -44,3 +44,13 @@ class TransferResource(dg.ConfigurableResource, ABC):
     @abstractmethod
     def exists(self, endpoint: str, relative_path: str) -> bool:
         """Whether a file or folder exists at ``relative_path`` on ``endpoint``."""
+
+    @abstractmethod
+    def delete(self, endpoint: str, relative_path: str, *, label: str) -> str:
+        """Delete the file or folder (recursively) at ``relative_path`` on ``endpoint`` and
+        return the id of the task that did it. Blocks until the task ends.
+
+        Nothing there is fine: retries and clean-ups after a partial failure repeat deletes.
+        Raises ``TransferFailed`` when the delete fails, ``UnknownEndpoint`` or ``UnsafePath``
+        when it is refused before any task exists (the endpoint root itself is never deleted).
+        """

@@ -5,6 +5,7 @@ code, checks and retries written against it hold unchanged when a site switches 
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from collections.abc import Mapping
@@ -96,6 +97,21 @@ class LocalTransferResource(TransferResource):
     def exists(self, endpoint: str, relative_path: str) -> bool:
         return self._path(endpoint, str(safe_relative_path(relative_path))).exists()
 
+    def delete(self, endpoint: str, relative_path: str, *, label: str) -> str:
+        """Delete the file or folder at ``relative_path``, recorded as a task like a copy (its
+        ``files`` counts the files removed). A symbolic link is removed, not followed."""
+        relative = str(safe_relative_path(relative_path))
+        target = self._path(endpoint, relative)
+        log = TaskLog(self.database)
+        task_id = log.start(label=label, source=endpoint, destination=endpoint, path=relative)
+        try:
+            removed = _remove(target)
+        except Exception as exc:
+            log.finish(task_id, TaskStatus.FAILED, TaskCounts(None, 0, 0, 0), str(exc))
+            raise TransferFailed(task_id, endpoint, endpoint, relative, f"delete: {exc}") from exc
+        log.finish(task_id, TaskStatus.SUCCEEDED, TaskCounts(removed, 0, 0, 0))
+        return task_id
+
     def _path(self, endpoint: str, relative_path: str) -> Path:
         root = self.endpoints.get(endpoint)
         if root is None:
@@ -146,6 +162,19 @@ def hash_files(files: Mapping[str, Path], workers: int) -> dict[str, str]:
 def file_sizes(files: Mapping[str, Path]) -> dict[str, int]:
     """Size in bytes of each file, keys kept."""
     return {key: path.stat().st_size for key, path in files.items()}
+
+
+def _remove(path: Path) -> int:
+    """Remove ``path`` (a folder with everything in it) and return how many files went; a path
+    already gone counts none."""
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+        return 1
+    if not path.is_dir():
+        return 0
+    files = sum(len(names) for _, _, names in os.walk(path))
+    shutil.rmtree(path)
+    return files
 
 
 class _Tally:
