@@ -56,6 +56,7 @@ class Task:
 class _Faults:
     http_status: int = 0
     http_count: int = 0
+    http_matching: str = ""
     task_failures: list[str] = field(default_factory=list)
 
 
@@ -94,20 +95,23 @@ class FakeGlobusCompute:
             finally:
                 self._workers.shutdown(wait=True)
 
-    def fail_next_requests(self, status: int, count: int = 1) -> None:
-        """Answer the next ``count`` requests with ``status``; a 503 says ``Retry-After: 1``,
-        so the SDK's retries take seconds, not its exponential backoff's tens of seconds."""
+    def fail_next_requests(self, status: int, count: int = 1, matching: str = "") -> None:
+        """Answer the next ``count`` requests whose ``"METHOD path"`` starts with ``matching``
+        (e.g. ``"GET /v2/tasks"``) with ``status``; a 503 says ``Retry-After: 1``, so the
+        SDK's retries take seconds, not its exponential backoff's tens of seconds."""
         with self._lock:
             self._faults.http_status, self._faults.http_count = status, count
+            self._faults.http_matching = matching
 
     def fail_next_task(self, reason: str) -> None:
         """The next submitted task ends ``failed`` with ``reason`` instead of running."""
         with self._lock:
             self._faults.task_failures.append(reason)
 
-    def _injected(self) -> Response | None:
+    def _injected(self, request: Request) -> Response | None:
         with self._lock:
-            if self._faults.http_count <= 0:
+            line = f"{request.method} {request.path}"
+            if self._faults.http_count <= 0 or not line.startswith(self._faults.http_matching):
                 return None
             self._faults.http_count -= 1
             status = self._faults.http_status
@@ -120,7 +124,7 @@ class FakeGlobusCompute:
         try:
             if not request.headers.get("Authorization", "").startswith("Bearer "):
                 raise Unauthorized("a bearer token is required")
-            injected = self._injected()
+            injected = self._injected(request)
             response = self._dispatch(request) if injected is None else injected
         except HTTPException as error:
             response = _json({"code": error.name, "error": error.description}, error.code or 500)

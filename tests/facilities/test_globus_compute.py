@@ -1,12 +1,11 @@
 """ALCF and OLCF through Globus Compute: the real SDK client, unpatched, against the fake
 service on 127.0.0.1, whose endpoint really runs the payload on local folders."""
 
-from __future__ import annotations
-
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import dagster as dg
 import pytest
@@ -19,6 +18,7 @@ from bl832_assets.science.synth import write_synthetic_scan
 
 ALCF_ENDPOINT, OLCF_ENDPOINT = str(uuid.uuid4()), str(uuid.uuid4())
 SCAN = "proposal/20260101_120000_sample.h5"
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -46,10 +46,17 @@ def _facility(
     )
 
 
-@pytest.fixture
-def context() -> Iterator[dg.AssetExecutionContext]:
-    with dg.build_asset_context() as asset_context:
-        yield asset_context
+def in_a_step(step: Callable[[dg.AssetExecutionContext], T]) -> T:
+    """Run ``step`` as the body of a real Dagster step (its run records the task id for a
+    retry to find); what it raises is raised here."""
+    done: list[T] = []
+
+    @dg.asset
+    def facility_step(context: dg.AssetExecutionContext) -> None:
+        done.append(step(context))
+
+    dg.materialize([facility_step])
+    return done[0]
 
 
 @pytest.fixture
@@ -58,9 +65,9 @@ def alcf(tmp_path: Path, service: FakeGlobusCompute) -> GlobusComputeResource:
 
 
 def test_recon_runs_the_payload_on_the_endpoint_and_reports_its_metadata(
-    context: dg.AssetExecutionContext, alcf: GlobusComputeResource, tmp_path: Path
+    alcf: GlobusComputeResource, tmp_path: Path
 ) -> None:
-    outcome = alcf.reconstruct(context, SCAN, ReconOptions())
+    outcome = in_a_step(lambda c: alcf.reconstruct(c, SCAN, ReconOptions()))
 
     assert outcome.output == "proposal/rec20260101_120000_sample"
     tiffs = sorted((tmp_path / "alcf" / "scratch" / outcome.output).glob("*.tif*"))
@@ -71,76 +78,72 @@ def test_recon_runs_the_payload_on_the_endpoint_and_reports_its_metadata(
 
 
 def test_pyramid_follows_the_recon_on_the_same_endpoint(
-    context: dg.AssetExecutionContext, alcf: GlobusComputeResource, tmp_path: Path
+    alcf: GlobusComputeResource, tmp_path: Path
 ) -> None:
-    recon = alcf.reconstruct(context, SCAN, ReconOptions())
-    pyramid = alcf.build_pyramid(context, recon.output)
+    recon = in_a_step(lambda c: alcf.reconstruct(c, SCAN, ReconOptions()))
+    pyramid = in_a_step(lambda c: alcf.build_pyramid(c, recon.output))
 
     assert (tmp_path / "alcf" / "scratch" / pyramid.output / ".zattrs").exists()
 
 
 def test_non_zero_exit_fails_with_the_stderr_tail(
-    context: dg.AssetExecutionContext, alcf: GlobusComputeResource, tmp_path: Path
+    alcf: GlobusComputeResource, tmp_path: Path
 ) -> None:
     (tmp_path / "alcf" / "raw" / SCAN).write_bytes(b"not hdf5")
 
     with pytest.raises(ComputeFailed) as failure:
-        alcf.reconstruct(context, SCAN, ReconOptions())
+        in_a_step(lambda c: alcf.reconstruct(c, SCAN, ReconOptions()))
 
     assert "exited with code" in str(failure.value.description)
     assert "20260101_120000_sample.h5" in str(failure.value.description)
     assert failure.value.metadata["exit_code"].value != 0
 
 
-def test_walltime_kills_the_payload_and_fails(
-    context: dg.AssetExecutionContext, alcf: GlobusComputeResource
-) -> None:
+def test_walltime_kills_the_payload_and_fails(alcf: GlobusComputeResource) -> None:
     slow = alcf.model_copy(update={"environment_setup": "sleep 30", "timeout_seconds": 1})
 
     with pytest.raises(ComputeFailed, match="timed out after 1 s"):
-        slow.build_pyramid(context, "proposal/rec_missing")
+        in_a_step(lambda c: slow.build_pyramid(c, "proposal/rec_missing"))
 
 
 def test_a_failed_task_fails_with_the_remote_reason(
-    context: dg.AssetExecutionContext, alcf: GlobusComputeResource, service: FakeGlobusCompute
+    alcf: GlobusComputeResource, service: FakeGlobusCompute
 ) -> None:
     service.fail_next_task("worker lost")
 
     with pytest.raises(ComputeFailed, match="worker lost"):
-        alcf.reconstruct(context, SCAN, ReconOptions())
+        in_a_step(lambda c: alcf.reconstruct(c, SCAN, ReconOptions()))
 
 
 def test_service_errors_fail_clearly_and_transient_ones_are_retried(
-    context: dg.AssetExecutionContext, alcf: GlobusComputeResource, service: FakeGlobusCompute
+    alcf: GlobusComputeResource, service: FakeGlobusCompute
 ) -> None:
     service.fail_next_requests(503, count=20)
     with pytest.raises(ComputeFailed, match="answered 503"):
-        alcf.build_pyramid(context, "proposal/rec_missing")
+        in_a_step(lambda c: alcf.build_pyramid(c, "proposal/rec_missing"))
 
     service.fail_next_requests(403, count=1)
     with pytest.raises(ComputeFailed, match="answered 403"):
-        alcf.build_pyramid(context, "proposal/rec_missing")
+        in_a_step(lambda c: alcf.build_pyramid(c, "proposal/rec_missing"))
 
     service.fail_next_requests(503, count=1)
-    outcome = alcf.reconstruct(context, SCAN, ReconOptions())
+    outcome = in_a_step(lambda c: alcf.reconstruct(c, SCAN, ReconOptions()))
     assert outcome.reported["output_listing"].value
 
 
 def test_olcf_is_the_same_mechanism_on_its_own_endpoint_and_folders(
-    context: dg.AssetExecutionContext, tmp_path: Path, service: FakeGlobusCompute
+    tmp_path: Path, service: FakeGlobusCompute
 ) -> None:
     olcf = _facility(tmp_path, service, "olcf", OLCF_ENDPOINT)
 
-    outcome = olcf.reconstruct(context, SCAN, ReconOptions())
+    outcome = in_a_step(lambda c: olcf.reconstruct(c, SCAN, ReconOptions()))
 
     assert (tmp_path / "olcf" / "scratch" / outcome.output).is_dir()
     assert [t.endpoint_id for t in service.tasks.values()] == [OLCF_ENDPOINT]
 
 
-def test_an_unknown_endpoint_is_refused(
-    context: dg.AssetExecutionContext, alcf: GlobusComputeResource
-) -> None:
+def test_an_unknown_endpoint_is_refused(alcf: GlobusComputeResource) -> None:
     stranger = alcf.model_copy(update={"endpoint_id": str(uuid.uuid4())})
 
     with pytest.raises(ComputeFailed, match="answered 404"):
-        stranger.build_pyramid(context, "proposal/rec_missing")
+        in_a_step(lambda c: stranger.build_pyramid(c, "proposal/rec_missing"))

@@ -324,3 +324,17 @@ def test_scicat_duplicate_pid_patches_the_existing_record(scan: Scan, fakes: Fak
     assert report.succeeded, report.failures()
     assert scan.metadata(keys.CATALOG_RAW)["pid"] == first
     assert scan.metadata(keys.CATALOG_RAW)["created"] is False
+
+
+def test_compute_outage_while_waiting_reattaches_to_the_same_task(
+    scan: Scan, fakes: FakeSite
+) -> None:
+    assert scan.run(RAW_HOME, RAW_ALCF).succeeded
+    fakes.compute.fail_next_requests(503, count=6, matching="GET /v2/tasks")  # SDK tries 6 times
+    tasks = set(fakes.compute.tasks)
+
+    report = scan.run(TIFF_ALCF)
+
+    assert report.succeeded, report.failures()
+    assert scan.retries() == 1
+    assert set(fakes.compute.tasks) - tasks == {scan.metadata(TIFF_ALCF)["job_id"]}  # once

@@ -9,6 +9,9 @@ few seconds is nothing next to a reconstruction's minutes.
 The payload's Pipes channel does not cross a Globus Compute endpoint, so the function returns
 the one JSON line the payload prints on stdout (its metadata, without the inline previews) and
 that becomes the asset's metadata.
+
+A retried step re-attaches to the task it already submitted (``job_records``), so a lost
+connection while waiting never runs the payload twice.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from pydantic import Field
 
 from bl832_assets.resources.compute.base import ComputeFailed, ComputeOutcome, ComputeResource
 from bl832_assets.resources.compute.globus_compute_function import run_payload
+from bl832_assets.resources.compute.job_records import record_job, record_key, recorded_job
 from bl832_assets.science.options import ReconOptions
 
 
@@ -105,18 +109,24 @@ class GlobusComputeResource(ComputeResource):
         description = f"{self.facility} {step}"
         started = time.monotonic()
         command = [*shlex.split(self.payload), step, *args]
+        key = record_key(context, self.facility, step)
+        task_id = recorded_job(context, key)
         try:
             client = self._client()
-            function_id = client.register_function(run_payload)
-            task_id = client.run(
-                command,
-                self.environment_setup,
-                str(PurePosixPath(self.scratch_root) / output),
-                self.timeout_seconds,
-                endpoint_id=self.endpoint_id,
-                function_id=function_id,
-            )
-            context.log.info(f"{description}: Globus Compute task {task_id}")
+            if task_id is None:
+                function_id = client.register_function(run_payload)
+                task_id = client.run(
+                    command,
+                    self.environment_setup,
+                    str(PurePosixPath(self.scratch_root) / output),
+                    self.timeout_seconds,
+                    endpoint_id=self.endpoint_id,
+                    function_id=function_id,
+                )
+                record_job(context, key, task_id)
+                context.log.info(f"{description}: Globus Compute task {task_id}")
+            else:
+                context.log.info(f"{description}: re-attached to Globus Compute task {task_id}")
             result = self._wait(client, task_id, f"{description} task {task_id}")
         except globus_sdk.GlobusAPIError as error:
             raise ComputeFailed(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -24,12 +23,12 @@ from sfapi_client.compute import Compute, Machine
 from sfapi_client.jobs import TERMINAL_STATES, JobSqueue, JobState
 
 from bl832_assets.resources.compute.base import ComputeFailed, ComputeOutcome, ComputeResource
+from bl832_assets.resources.compute.job_records import record_job, record_key, recorded_job
 from bl832_assets.resources.compute.sfapi_pipes import DownloadedMessageReader
 from bl832_assets.resources.compute.slurm_script import DEFAULT_TEMPLATE, render
 from bl832_assets.science.options import ReconOptions
 
 STDERR_TAIL_LINES = 20
-TAG_PREFIX = "bl832/nersc-job"
 
 
 class SlurmJobFailed(ComputeFailed):
@@ -51,19 +50,10 @@ class SlurmJobFailed(ComputeFailed):
 
 @dataclass(frozen=True)
 class JobRecord:
-    """What a retried step needs to find its job again: the run, the Slurm id, the file tag."""
+    """A submitted Slurm job: its id, and the tag naming its log and Pipes files."""
 
-    run_id: str
     jobid: str
     tag: str
-
-    def encode(self) -> str:
-        return f"{self.run_id}:{self.jobid}:{self.tag}"
-
-    @classmethod
-    def decode(cls, value: str) -> JobRecord:
-        run_id, jobid, tag = value.split(":")
-        return cls(run_id, jobid, tag)
 
 
 class NerscComputeResource(ComputeResource):
@@ -127,8 +117,9 @@ class NerscComputeResource(ComputeResource):
         self, context: dg.AssetExecutionContext, step: str, args: Sequence[str], output: str
     ) -> ComputeOutcome:
         started = time.monotonic()
-        tag_key = _tag_key(context, step)
-        record = self._recorded(context, tag_key)
+        key = record_key(context, "nersc", step)
+        recorded = recorded_job(context, key)
+        record = JobRecord(*recorded.split(":")) if recorded else None
         tag = record.tag if record else f"{step}-{uuid.uuid4().hex[:12]}"
         with self.client() as compute:
             messages = f"{tag}.pipes.jsonl"
@@ -142,7 +133,7 @@ class NerscComputeResource(ComputeResource):
             ) as session:
                 if record is None:
                     script = self._script(step, tag, args, session.get_bootstrap_env_vars())
-                    record = _submit_and_record(context, compute, script, tag_key, tag)
+                    record = _submit_and_record(context, compute, script, key, tag)
                 else:
                     context.log.info(f"NERSC {step}: re-attached to Slurm job {record.jobid}")
                 state = self._wait(JobSqueue(jobid=record.jobid, compute=compute), reader)
@@ -167,15 +158,6 @@ class NerscComputeResource(ComputeResource):
             )
         with client:
             yield client.compute(Machine(self.machine))
-
-    def _recorded(self, context: dg.AssetExecutionContext, tag_key: str) -> JobRecord | None:
-        """The job an earlier attempt of this step submitted in this run, if any. A record from
-        another run (a re-execution copies its parent's tags) is ignored: that job may have
-        ended badly, and the re-execution asked for a fresh one."""
-        run = context.instance.get_run_by_id(context.run.run_id)
-        value = run.tags.get(tag_key) if run else None
-        record = JobRecord.decode(value) if value else None
-        return record if record and record.run_id == context.run.run_id else None
 
     def _script(self, step: str, tag: str, args: Sequence[str], env: dict[str, str]) -> str:
         return render(
@@ -222,21 +204,14 @@ class NerscComputeResource(ComputeResource):
 
 
 def _submit_and_record(
-    context: dg.AssetExecutionContext, compute: Compute, script: str, tag_key: str, tag: str
+    context: dg.AssetExecutionContext, compute: Compute, script: str, key: str, tag: str
 ) -> JobRecord:
-    """Submit, then write the job id into the run's tags before anything can fail, so a retry
-    of this step finds the job instead of submitting another."""
+    """Submit, then record the job id before anything can fail (see ``job_records``)."""
     job = compute.submit_job(script)
-    record = JobRecord(context.run.run_id, str(job.jobid), tag)
-    context.instance.add_run_tags(context.run.run_id, {tag_key: record.encode()})
+    record = JobRecord(str(job.jobid), tag)
+    record_job(context, key, f"{record.jobid}:{record.tag}")
     context.log.info(f"NERSC: submitted Slurm job {job.jobid} ({tag})")
     return record
-
-
-def _tag_key(context: dg.AssetExecutionContext, step: str) -> str:
-    """One run tag per op and payload, so an op that runs both keeps both jobs apart."""
-    op_name = re.sub(r"[^A-Za-z0-9_.-]", "_", context.op_def.name)
-    return f"{TAG_PREFIX}.{step}.{op_name}"
 
 
 def _download(compute: Compute, path: str) -> str | None:
