@@ -95,6 +95,10 @@ def test_every_asset_materializes_and_every_check_passes(
     )
     assert recon.metadata["slices"].value == 4
     assert "centre" in recon.metadata
+    copy = instance.fetch_materializations(
+        dg.AssetRecordsFilter(keys.BEAMLINE_RAW, ["20260102_090000_full"]), 1
+    ).records[0]
+    assert copy.asset_materialization.metadata["transferred_files"].value == [raw.name]
 
 
 def test_export_controlled_scan_leaves_zero_bytes_off_site(

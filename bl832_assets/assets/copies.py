@@ -83,6 +83,8 @@ def build_copy(
                 "bytes_transferred": result.bytes_transferred,
                 "files": result.files_transferred + result.files_skipped,
                 "files_skipped": result.files_skipped,
+                # Which files this copy wrote; the first hundred, a TIFF stack has thousands.
+                "transferred_files": dg.MetadataValue.json(list(result.transferred[:100])),
                 # Only hashes really computed: Globus returns none for storage not mounted here.
                 **({"sha256": tree_digest(result.sha256)} if result.sha256 else {}),
                 "seconds": round(time.monotonic() - started, 3),

@@ -139,6 +139,10 @@ def test_whole_graph_through_the_four_sdks_keeps_every_secret_out_of_the_run(
     assert str(scan.metadata(TIFF_NERSC)["job_id"]) in fakes.sfapi.jobs
     assert str(scan.metadata(TIFF_ALCF)["job_id"]) in fakes.compute.tasks
     assert scan.metadata(RAW_NERSC)["task_id"] in fakes.globus.tasks
+    name = f"{scan.request.partition_key}.h5"
+    assert scan.metadata(RAW_NERSC)["transferred_files"] == [name]
+    tiffs = scan.metadata(keys.BEAMLINE_TIFF)
+    assert tiffs["transferred_files"] == [f"{name[:-3]}_{i:05d}.tiff" for i in range(2)]
 
     # A failed run too, so error messages are searched as well as successes.
     fakes.scicat.fail_next(400, message="property bogus should not exist", where="patch")

@@ -124,6 +124,7 @@ class GlobusTransferResource(TransferResource):
         except globus_sdk.GlobusAPIError as error:
             raise GlobusRequestRefused(f"copy of {scope.relative_path!r}", error) from None
         sha256, bytes_total = self._landed(destination, relative)
+        written = self._written(task["task_id"], self._path(destination, relative))
         return TransferResult(
             task_id=task["task_id"],
             status=TaskStatus.SUCCEEDED,
@@ -136,6 +137,7 @@ class GlobusTransferResource(TransferResource):
             files_skipped=int(task.get("files_skipped") or 0),
             sha256=sha256,
             seconds=time.monotonic() - started,
+            transferred=written,
         )
 
     def checksums(self, endpoint: str, relative_path: str) -> dict[str, str]:
@@ -198,6 +200,15 @@ class GlobusTransferResource(TransferResource):
         except globus_sdk.GlobusAPIError as error:
             if error.code != "ExternalError.MkdirFailed.Exists":
                 raise GlobusRequestRefused(f"mkdir {endpoint}:{path}", error) from None
+
+    def _written(self, task_id: str, target: PurePosixPath) -> tuple[str, ...]:
+        """What the task wrote, keyed like ``checksums`` (relative to a copied folder, or the
+        file's name), from Globus's record of its successful transfers."""
+        names = []
+        for _, written in self.successful_transfers(task_id):
+            path = PurePosixPath(written)
+            names.append(path.name if path == target else path.relative_to(target).as_posix())
+        return tuple(sorted(names))
 
     def successful_transfers(self, task_id: str) -> list[tuple[str, str]]:
         """(source_path, destination_path) of every file a task moved, for the run's metadata."""

@@ -83,6 +83,7 @@ class LocalTransferResource(TransferResource):
             files_skipped=tally.files_skipped,
             sha256=dict(sorted(tally.sha256.items())),
             seconds=time.monotonic() - started,
+            transferred=tuple(sorted(tally.transferred)),
         )
 
     def checksums(self, endpoint: str, relative_path: str) -> dict[str, str]:
@@ -189,6 +190,7 @@ class _Tally:
         self.bytes_transferred = 0
         self.files_transferred = 0
         self.files_skipped = 0
+        self.transferred: list[str] = []
 
     def add(self, key: str, outcome: FileOutcome) -> None:
         with self._lock:
@@ -197,6 +199,7 @@ class _Tally:
             if outcome.copied:
                 self.bytes_transferred += outcome.size
                 self.files_transferred += 1
+                self.transferred.append(key)
             else:
                 self.files_skipped += 1
 

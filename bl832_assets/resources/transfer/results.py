@@ -31,3 +31,5 @@ class TransferResult:
     # or the file's name when a single file was copied.
     sha256: dict[str, str]
     seconds: float
+    # The files this task really wrote (keys as for sha256); the rest were already identical.
+    transferred: tuple[str, ...] = ()
