@@ -296,20 +296,29 @@ def test_scicat_5xx_is_retried_and_the_record_made_once(scan: Scan, fakes: FakeS
     assert len(runs) == 1
 
 
-@pytest.mark.parametrize(
-    ("message", "status"),
-    [("property bogus should not exist", 400), ("owner should not be empty", 400)],
-)
-def test_scicat_validation_error_is_final(
-    scan: Scan, fakes: FakeSite, message: str, status: int
-) -> None:
+def test_scicat_refusing_an_unknown_field_is_final(scan: Scan, fakes: FakeSite) -> None:
     assert scan.run(RAW_HOME).succeeded
-    fakes.scicat.fail_next(status, message=message, where="post datasets")
+    fakes.scicat.unknown_fields = frozenset({"runNumber"})  # an older backend's DTO
+    try:
+        scan.run(keys.CATALOG_RAW)
+    finally:
+        fakes.scicat.unknown_fields = frozenset()
+
+    state, error = scan.outcome(keys.CATALOG_RAW)
+    assert state == "failed" and "HTTP 400" in error and "runNumber should not exist" in error
+    assert scan.retries() == 0
+    assert scan.failure_metadata() == {"error": "CatalogRejected", "retried": False}
+
+
+def test_scicat_missing_required_field_is_final(scan: Scan, fakes: FakeSite) -> None:
+    assert scan.run(RAW_HOME).succeeded
+    # Our mapping always fills the required fields, so the refusal is injected.
+    fakes.scicat.fail_next(400, message="owner should not be empty", where="post datasets")
 
     scan.run(keys.CATALOG_RAW)
 
     state, error = scan.outcome(keys.CATALOG_RAW)
-    assert state == "failed" and f"HTTP {status}" in error and message in error
+    assert state == "failed" and "HTTP 400" in error and "owner should not be empty" in error
     assert scan.retries() == 0
 
 
