@@ -230,21 +230,24 @@ class Backends(_Model):
     catalog: Literal["local", "scicat"] = "local"
 
 
+DEFAULT_LAYOUT = {
+    "spot832": ("als", "spot832"),
+    "data832_raw": ("als", "data832/raw"),
+    "data832_scratch": ("als", "data832/scratch"),
+    "nersc_cfs": ("nersc", "nersc/cfs"),
+    "nersc_pscratch": ("nersc", "nersc/pscratch"),
+    "alcf_raw": ("alcf", "alcf/raw"),
+    "alcf_scratch": ("alcf", "alcf/scratch"),
+    "olcf_raw": ("olcf", "olcf/raw"),
+    "olcf_scratch": ("olcf", "olcf/scratch"),
+}
+"""Endpoint → (facility, folder under the site home) of the embedded site."""
+
+
 def _default_endpoints() -> dict[str, Endpoint]:
-    layout = {
-        "spot832": ("als", "spot832"),
-        "data832_raw": ("als", "data832/raw"),
-        "data832_scratch": ("als", "data832/scratch"),
-        "nersc_cfs": ("nersc", "nersc/cfs"),
-        "nersc_pscratch": ("nersc", "nersc/pscratch"),
-        "alcf_raw": ("alcf", "alcf/raw"),
-        "alcf_scratch": ("alcf", "alcf/scratch"),
-        "olcf_raw": ("olcf", "olcf/raw"),
-        "olcf_scratch": ("olcf", "olcf/scratch"),
-    }
     return {
         name: Endpoint(facility=facility, root=Path(root), onsite=facility == "als")
-        for name, (facility, root) in layout.items()
+        for name, (facility, root) in DEFAULT_LAYOUT.items()
     }
 
 

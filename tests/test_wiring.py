@@ -38,10 +38,14 @@ def test_facility_settings_wire_the_sdk_resources(facility_settings: Settings) -
     transfer = resources["transfer"]
     assert isinstance(transfer, GlobusTransferResource)
     assert set(transfer.mounts) == {"spot832", "data832_raw", "data832_scratch"}
-    assert isinstance(resources["nersc"], NerscComputeResource)
+    nersc = resources["nersc"]
+    assert isinstance(nersc, NerscComputeResource)
+    assert (nersc.qos, nersc.raw_root) == ("realtime", facility_settings.nersc.raw_root)
+    assert nersc.script_template == facility_settings.nersc.script_template
     assert isinstance(resources["alcf"], GlobusComputeResource)
     assert isinstance(resources["olcf"], GlobusComputeResource)
     assert resources["alcf"].endpoint_id != resources["olcf"].endpoint_id
+    assert resources["olcf"].scratch_root == facility_settings.globus_compute["olcf"].scratch_root
     assert isinstance(resources["catalog"], ScicatCatalogResource)
 
 

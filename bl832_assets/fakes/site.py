@@ -24,24 +24,13 @@ from bl832_assets.fakes.globus_compute import FakeGlobusCompute
 from bl832_assets.fakes.globus_transfer import FakeGlobus
 from bl832_assets.fakes.scicat import FakeSciCat
 from bl832_assets.fakes.sfapi import FakeSfApi
+from bl832_assets.settings import DEFAULT_LAYOUT
 
 with warnings.catch_warnings():  # authlib warns about its own httpx integration on import
     warnings.simplefilter("ignore")
     from authlib.jose import JsonWebKey
 
 _NAMESPACE = uuid.UUID("0b7c1a52-6f0e-4d55-9a3e-8c3f2b9e8320")
-LAYOUT = {
-    "spot832": ("als", "spot832"),
-    "data832_raw": ("als", "data832/raw"),
-    "data832_scratch": ("als", "data832/scratch"),
-    "nersc_cfs": ("nersc", "nersc/cfs"),
-    "nersc_pscratch": ("nersc", "nersc/pscratch"),
-    "alcf_raw": ("alcf", "alcf/raw"),
-    "alcf_scratch": ("alcf", "alcf/scratch"),
-    "olcf_raw": ("olcf", "olcf/raw"),
-    "olcf_scratch": ("olcf", "olcf/scratch"),
-}
-"""Endpoint → (facility, folder under the site home standing in for its storage)."""
 
 NERSC_PATHS = {
     "/global/cfs/cdirs/als/data_mover/8.3.2/raw": "nersc/cfs",
@@ -87,7 +76,7 @@ def collection_id(endpoint: str) -> str:
 def running_fakes(home: Path, *, poll_seconds: float = 0.2) -> Iterator[FakeSite]:
     """Start the four fakes for a site at ``home`` for the duration of the block."""
     home = home.absolute()
-    folders = {name: home / folder for name, (_, folder) in LAYOUT.items()}
+    folders = {name: home / folder for name, (_, folder) in DEFAULT_LAYOUT.items()}
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     environment = {
@@ -138,7 +127,7 @@ def _settings(
                 "collection_id": collection_id(name),
                 "onsite": facility == "als",
             }
-            for name, (facility, folder) in LAYOUT.items()
+            for name, (facility, folder) in DEFAULT_LAYOUT.items()
         },
         "backends": {
             "transfer": "globus",

@@ -84,33 +84,16 @@ def _compute(settings: Settings, facility: str) -> dg.ConfigurableResource:
         )
         return NerscComputeResource(
             **credentials,
-            api_url=nersc.api_url,
-            token_url=nersc.token_url,
-            machine=nersc.machine,
-            account=nersc.account,
-            qos=nersc.qos,
-            constraint=nersc.constraint,
-            time_limit=nersc.time_limit,
-            image=nersc.image,
-            launcher=nersc.launcher,
+            **nersc.model_dump(
+                exclude={"client_id_env", "secret_env", "key_path", "script_template"}
+            ),
             script_template=nersc.script_template or DEFAULT_TEMPLATE,
-            raw_root=nersc.raw_root,
-            scratch_root=nersc.scratch_root,
-            jobs_root=nersc.jobs_root,
-            poll_seconds=nersc.poll_seconds,
         )
     endpoint = settings.globus_compute[facility]
     globus = settings.globus
     return GlobusComputeResource(
         facility=facility,
-        endpoint_id=endpoint.endpoint_id,
-        raw_root=endpoint.raw_root,
-        scratch_root=endpoint.scratch_root,
-        environment_setup=endpoint.environment_setup,
-        payload=endpoint.payload,
-        timeout_seconds=endpoint.timeout_seconds,
-        queue_seconds=endpoint.queue_seconds,
-        poll_seconds=endpoint.poll_seconds,
+        **endpoint.model_dump(),
         client_id=dg.EnvVar(globus.client_id_env),
         client_secret=dg.EnvVar(globus.client_secret_env),
         auth_url=globus.auth_url or "",
