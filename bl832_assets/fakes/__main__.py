@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import threading
 from pathlib import Path
 
@@ -26,6 +27,11 @@ def main() -> None:
         help="site folder the fakes keep their storage in (default: $BL832_HOME/facilities)",
     )
     home = parser.parse_args().home.absolute()
+    # A signal only sets a flag: the fakes then stop in order, never half-way through their
+    # start or their shutdown, as a KeyboardInterrupt landing anywhere could make them.
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     with running_fakes(home) as fakes:
         config = home / "facilities.yaml"
         config.write_text(yaml.safe_dump(fakes.settings, sort_keys=False))
@@ -41,11 +47,10 @@ def main() -> None:
         print(f"SciCat                  {fakes.settings['catalog']['url']}")
         print(f"\nsettings: {config}\nsecrets:  {secrets}")
         print(f"\nset -a; . {secrets}; set +a; BL832_CONFIG={config} make dev")
-        print("\nserving until Ctrl-C")
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print("stopped")
+        print("\nserving until Ctrl-C", flush=True)
+        while not stop.wait(0.2):
+            pass
+    print("stopped", flush=True)
 
 
 if __name__ == "__main__":
