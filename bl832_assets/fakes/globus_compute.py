@@ -64,11 +64,13 @@ class FakeGlobusCompute:
     """The service and its endpoints in one process; ``with fake.serve() as url`` runs it.
 
     ``endpoints`` are the endpoint ids it knows (one per facility); submitting to any other is
-    a 404, as for an endpoint the user may not use.
+    a 404, as for an endpoint the user may not use. ``token`` is the only bearer token it
+    accepts: the one Globus Auth (or a test) issued to the platform; anything else is a 401.
     """
 
-    def __init__(self, endpoints: list[str]) -> None:
+    def __init__(self, endpoints: list[str], token: str) -> None:
         self.endpoints = set(endpoints)
+        self.token = token
         self.functions: dict[str, str] = {}
         self.tasks: dict[str, Task] = {}
         self._faults = _Faults()
@@ -122,8 +124,8 @@ class FakeGlobusCompute:
     def _wsgi(self, environ: dict, start_response: Any) -> Any:
         request = Request(environ)
         try:
-            if not request.headers.get("Authorization", "").startswith("Bearer "):
-                raise Unauthorized("a bearer token is required")
+            if request.headers.get("Authorization") != f"Bearer {self.token}":
+                raise Unauthorized("a valid bearer token is required")
             injected = self._injected(request)
             response = self._dispatch(request) if injected is None else injected
         except HTTPException as error:

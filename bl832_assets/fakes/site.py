@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bl832_assets.fakes.globus_compute import FakeGlobusCompute
+from bl832_assets.fakes.globus_transfer import TOKEN as GLOBUS_AUTH_TOKEN
 from bl832_assets.fakes.globus_transfer import FakeGlobus
 from bl832_assets.fakes.scicat import FakeSciCat
 from bl832_assets.fakes.sfapi import FakeSfApi
@@ -94,7 +95,7 @@ def running_fakes(home: Path, *, poll_seconds: float = 0.2) -> Iterator[FakeSite
     scicat = FakeSciCat(users={"ingestor": environment["SCICAT_PASSWORD"]})
     endpoints = {facility: str(uuid.uuid5(_NAMESPACE, facility)) for facility in ("alcf", "olcf")}
     sfapi = FakeSfApi(paths={path: home / folder for path, folder in NERSC_PATHS.items()})
-    compute = FakeGlobusCompute(list(endpoints.values()))
+    compute = FakeGlobusCompute(list(endpoints.values()), token=GLOBUS_AUTH_TOKEN)
     with ExitStack() as stack:
         globus_url, scicat_url, sfapi_url, compute_url = (
             stack.enter_context(fake.serve()) for fake in (globus, scicat, sfapi, compute)

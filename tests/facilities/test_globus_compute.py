@@ -19,11 +19,12 @@ from bl832_assets.science.synth import write_synthetic_scan
 ALCF_ENDPOINT, OLCF_ENDPOINT = str(uuid.uuid4()), str(uuid.uuid4())
 SCAN = "proposal/20260101_120000_sample.h5"
 T = TypeVar("T")
+TOKEN = "compute-test-token"
 
 
 @pytest.fixture
 def service() -> Iterator[FakeGlobusCompute]:
-    fake = FakeGlobusCompute([ALCF_ENDPOINT, OLCF_ENDPOINT])
+    fake = FakeGlobusCompute([ALCF_ENDPOINT, OLCF_ENDPOINT], token=TOKEN)
     with fake.serve():
         yield fake
 
@@ -41,7 +42,7 @@ def _facility(
         environment_setup=f"source {Path(sys.executable).parent / 'activate'}",
         timeout_seconds=60,
         poll_seconds=0.2,
-        access_token="test-token",
+        access_token=TOKEN,
         compute_url=service.url,
     )
 
@@ -147,3 +148,12 @@ def test_an_unknown_endpoint_is_refused(alcf: GlobusComputeResource) -> None:
 
     with pytest.raises(ComputeFailed, match="answered 404"):
         in_a_step(lambda c: stranger.build_pyramid(c, "proposal/rec_missing"))
+
+
+def test_a_token_the_service_did_not_issue_is_refused(alcf: GlobusComputeResource) -> None:
+    stranger = alcf.model_copy(update={"access_token": "someone-elses-token"})
+
+    with pytest.raises(ComputeFailed, match="answered 401") as failure:
+        in_a_step(lambda c: stranger.reconstruct(c, SCAN, ReconOptions()))
+
+    assert "someone-elses-token" not in str(failure.value.description)
