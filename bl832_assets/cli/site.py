@@ -104,7 +104,9 @@ def demo(facilities: str = "local") -> int:
     facility fakes and runs the same graph through the production resources (globus-sdk,
     sfapi-client, globus-compute-sdk, pyscicat) pointed at them."""
     if facilities == "local":
-        return _demo(load_settings())
+        status = _demo(load_settings())
+        print("\nBrowse the lineage: `make dev`, then http://127.0.0.1:3000 (Assets → Lineage).")
+        return status
     from bl832_assets.fakes.site import running_fakes
 
     home = Environment().home.absolute() / "facilities"
@@ -118,7 +120,11 @@ def demo(facilities: str = "local") -> int:
             f"job(s), {len(fakes.compute.tasks)} Compute task(s), "
             f"{len(fakes.scicat.datasets)} SciCat dataset(s)"
         )
-        return status
+    print(
+        "\nThe fakes stopped with the demo. For the UI against them: `make fakes`, then the "
+        "`make dev` line it prints."
+    )
+    return status
 
 
 def _demo(site: Settings) -> int:
@@ -141,6 +147,4 @@ def _demo(site: Settings) -> int:
     if not tick.run_requests:
         print(f"sensor skipped: {tick.skip_reason}", file=sys.stderr)
         return 1
-    status = _run(settings, tick)
-    print("\nBrowse the lineage: `make dev`, then open http://127.0.0.1:3000 (Assets → Lineage).")
-    return status
+    return _run(settings, tick)

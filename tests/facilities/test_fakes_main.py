@@ -8,10 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import requests
 import yaml
 
+from bl832_assets.definitions import build_definitions
 from bl832_assets.settings import load_settings
 
 
@@ -42,6 +44,7 @@ def test_fakes_serve_until_interrupted_with_settings_that_load(
         settings = load_settings(config)
         assert settings.backends.transfer == "globus" and settings.backends.catalog == "scicat"
         assert set(settings.secret_variables()) == set(environment)
+        dg.Definitions.validate_loadable(build_definitions(settings))  # what `make dev` loads
         printed = "".join(lines)
         assert all(value not in printed for value in environment.values())
         login = requests.post(
