@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bl832_assets.settings import SettingsError, load_settings
+from bl832_assets.settings import Settings, SettingsError, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -158,3 +158,40 @@ def test_a_backend_missing_what_it_needs_fails_at_load(
     config.write_text(text)
     with pytest.raises(SettingsError, match=named.replace(".", r"\.")):
         load_settings(config)
+
+
+def test_where_data_is_reads_as_a_path_here_or_a_globus_address(tmp_path: Path) -> None:
+    settings = Settings.model_validate(
+        {
+            "home": str(tmp_path),
+            "backends": {"transfer": "globus"},
+            "endpoints": {
+                name: {
+                    "facility": "als" if name.startswith(("spot", "data")) else "nersc",
+                    "root": name if name.startswith(("spot", "data")) else None,
+                    "collection_id": f"c-{name}",
+                    "collection_path": "/global/cfs/als" if name == "nersc_cfs" else "/",
+                    "onsite": name.startswith(("spot", "data")),
+                }
+                for name in (
+                    "spot832",
+                    "data832_raw",
+                    "data832_scratch",
+                    "nersc_cfs",
+                    "nersc_pscratch",
+                )
+            },
+            "hpc": {"nersc": {"raw": "nersc_cfs", "scratch": "nersc_pscratch"}},
+            "decision": {"alcf_recon": False},
+            "retention_days": {},
+        }
+    )
+
+    assert settings.location_of("data832_raw", "p/s.h5") == str(tmp_path / "data832_raw/p/s.h5")
+    assert (
+        settings.location_of("nersc_cfs", "p/s.h5") == "globus://c-nersc_cfs/global/cfs/als/p/s.h5"
+    )
+    assert settings.location_of("nersc_pscratch", "p/rec") == "globus://c-nersc_pscratch/p/rec"
+    assert settings.visible("spot832") and not settings.visible("nersc_cfs")
+    with pytest.raises(SettingsError, match="nersc_cfs: not visible on this machine"):
+        settings.root("nersc_cfs")
