@@ -1,7 +1,12 @@
 """A stateful stand-in for the NERSC Superfacility API v1.2, served over real HTTP.
 
 The real ``sfapi_client.Client`` talks to it unpatched: OAuth token (private_key_jwt), machine
-status, job submission through a task, squeue/sacct rows, cancel and file download. A submitted
+status, job submission through a task, squeue/sacct rows, cancel and file download. Like NERSC's
+OAuth server, the token endpoint only answers registered clients: the ``client_assertion`` must
+be an RS256 JWT signed with the client's registered key, ``iss`` = ``sub`` = the client id,
+``aud`` = the token URL and ``exp`` ahead; anything else gets 401 ``invalid_client``. Every API
+route then wants a bearer token the endpoint issued and that has not expired, so a wrong client
+id or key fails here as it would at NERSC instead of passing unnoticed. A submitted
 job really runs: its script is executed with bash, NERSC paths in it rewritten to local folders,
 so a payload writes its outputs, logs and Pipes messages where the resource will look for them.
 Faults (HTTP errors, Slurm end states) are injected by the test that owns the fake.
@@ -13,8 +18,11 @@ import base64
 import itertools
 import json
 import re
+import secrets
 import subprocess
 import threading
+import time
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,9 +33,18 @@ from werkzeug.wrappers import Request, Response
 
 from bl832_assets.fakes.http import serving
 
+with warnings.catch_warnings():  # authlib 1.x announces joserfc; sfapi_client needs authlib.jose
+    warnings.simplefilter("ignore")
+    from authlib.jose import JsonWebKey, JsonWebToken, Key
+    from authlib.jose.errors import InvalidClaimError, JoseError
+
 API_PREFIX = "/api/v1.2/"
 TOKEN_PATH = "/c2id/token"
 FIRST_JOB_ID = 40_000_000
+TOKEN_SECONDS = 600
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+# The algorithm sfapi_client's PrivateKeyJWT signs with; "none" or HMAC must not get through.
+ASSERTIONS = JsonWebToken(["RS256"])
 
 
 @dataclass
@@ -59,9 +76,16 @@ class FakeJob:
 
 @dataclass
 class FakeSfApi:
-    """The fake's state; ``paths`` maps NERSC path prefixes (``/pscratch/sd/a/als``) to folders."""
+    """The fake's state; ``paths`` maps NERSC path prefixes (``/pscratch/sd/a/als``) to folders.
+
+    ``clients`` registers the SF API clients: client id -> that client's key as JWK JSON. It has
+    no default, so a fake never silently lets everyone in or no one. The key may be the private
+    JWK a test hands the client as its secret (one value for both sides); only its public members
+    are kept, which is all NERSC holds for a client and all a signature check needs.
+    """
 
     paths: Mapping[str, Path]
+    clients: Mapping[str, str] = field(kw_only=True)
     machine: str = "perlmutter"
     machine_status: str = "active"
     jobs: dict[str, FakeJob] = field(default_factory=dict)
@@ -71,7 +95,14 @@ class FakeSfApi:
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(FIRST_JOB_ID))
     _tasks: dict[str, dict[str, object]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _keys: dict[str, Key] = field(init=False, default_factory=dict)
+    _tokens: dict[str, float] = field(init=False, default_factory=dict)
     url: str = ""
+
+    def __post_init__(self) -> None:
+        for client_id, jwk in self.clients.items():
+            public = JsonWebKey.import_key(json.loads(jwk)).as_dict(is_private=False)
+            self._keys[client_id] = JsonWebKey.import_key(public)
 
     # -- fault injection -------------------------------------------------------------------
 
@@ -158,6 +189,49 @@ class FakeSfApi:
             if job.process is not None:
                 job.process.wait(timeout)
 
+    # -- OAuth --------------------------------------------------------------------------------
+
+    def _token(self, request: Request) -> Response:
+        """Client credentials with a private_key_jwt assertion, checked as NERSC's server does."""
+        form = request.form
+        if form.get("grant_type") != "client_credentials":
+            return _json({"error": "unsupported_grant_type"}, 400)
+        if form.get("client_assertion_type") != JWT_BEARER:
+            return _refused()
+        claims_options = {
+            "iss": {"essential": True},
+            "sub": {"essential": True},
+            "aud": {"essential": True, "value": request.base_url},  # the URL the client used
+            "exp": {"essential": True},
+        }
+        try:
+            claims = ASSERTIONS.decode(
+                form.get("client_assertion", ""),
+                self._assertion_key,
+                claims_options=claims_options,
+            )
+            claims.validate()
+        except JoseError:
+            return _refused()
+        if claims["sub"] != claims["iss"]:
+            return _refused()
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._tokens[token] = time.monotonic() + TOKEN_SECONDS
+        return _json({"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_SECONDS})
+
+    def _assertion_key(self, _header: object, payload: object) -> Key:
+        """The registered key of the client the assertion claims to come from (``iss``)."""
+        key = self._keys.get(payload.get("iss")) if isinstance(payload, dict) else None
+        if key is None:
+            raise InvalidClaimError("iss")
+        return key
+
+    def _authorised(self, request: Request) -> bool:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        expires = self._tokens.get(token) if scheme.lower() == "bearer" else None
+        return expires is not None and time.monotonic() < expires
+
     # -- HTTP ---------------------------------------------------------------------------------
 
     @contextmanager
@@ -232,10 +306,10 @@ class FakeSfApi:
     def wsgi(self, environ: dict, start_response):  # type: ignore[no-untyped-def]
         request = Request(environ)
         path = unquote(environ.get("RAW_URI", request.path).split("?", 1)[0])
-        if path == TOKEN_PATH:
-            response = _json(
-                {"access_token": "fake-token", "token_type": "Bearer", "expires_in": 600}
-            )
+        if path == TOKEN_PATH and request.method == "POST":
+            response = self._token(request)
+        elif path.startswith(API_PREFIX) and not self._authorised(request):
+            response = _json({"detail": "Not authenticated: a valid bearer token is needed"}, 401)
         elif path.startswith(API_PREFIX):
             route = path[len(API_PREFIX) :]
             status = self._fault(request, route)
@@ -247,6 +321,14 @@ class FakeSfApi:
         else:
             response = _json({"detail": "not found"}, 404)
         return response(environ, start_response)
+
+
+def _refused() -> Response:
+    """RFC 6749's answer to failed client authentication, the same whichever check failed, so
+    a probe learns nothing about which client ids exist."""
+    return _json(
+        {"error": "invalid_client", "error_description": "Client authentication failed"}, 401
+    )
 
 
 def _json(body: object, status: int = 200) -> Response:

@@ -94,7 +94,10 @@ def running_fakes(home: Path, *, poll_seconds: float = 0.2) -> Iterator[FakeSite
     )
     scicat = FakeSciCat(users={"ingestor": environment["SCICAT_PASSWORD"]})
     endpoints = {facility: str(uuid.uuid5(_NAMESPACE, facility)) for facility in ("alcf", "olcf")}
-    sfapi = FakeSfApi(paths={path: home / folder for path, folder in NERSC_PATHS.items()})
+    sfapi = FakeSfApi(
+        paths={path: home / folder for path, folder in NERSC_PATHS.items()},
+        clients={environment["SFAPI_CLIENT_ID"]: environment["SFAPI_SECRET"]},
+    )
     compute = FakeGlobusCompute(list(endpoints.values()), token=GLOBUS_AUTH_TOKEN)
     with ExitStack() as stack:
         globus_url, scicat_url, sfapi_url, compute_url = (

@@ -2,7 +2,8 @@
 
 Jobs really run: the fake executes the rendered batch script with bash, so the payload writes
 its outputs and Pipes messages on "pscratch" (a temporary folder) and the resource reads them
-back through the SF API download call.
+back through the SF API download call. The fake only lets in the client its test registered,
+with the key it registered, so a wrong client id or key fails here as it would at NERSC.
 """
 
 import json
@@ -29,6 +30,7 @@ with warnings.catch_warnings():
     from authlib.jose import JsonWebKey
 
 CFS, PSCRATCH = "/global/cfs/cdirs/als/raw", "/pscratch/sd/a/als"
+CLIENT_ID = "bl832testclnt"
 # The default template minus the container: the fake runs the payload from this checkout.
 BARE_TEMPLATE = """#!/bin/bash
 #SBATCH --output=$jobs_root/$tag-%j.out
@@ -47,23 +49,29 @@ def quick_sfapi_polls(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(module, "_SLEEP", lambda *_: time.sleep(0.02))
 
 
+def private_jwk() -> str:
+    return json.dumps(JsonWebKey.generate_key("RSA", 2048, is_private=True).as_dict(True))
+
+
+@pytest.fixture(scope="module")
+def secret() -> str:
+    return private_jwk()
+
+
 @pytest.fixture
-def fake(tmp_path: Path) -> Iterator[FakeSfApi]:
-    running = FakeSfApi(paths={CFS: tmp_path / "cfs", PSCRATCH: tmp_path / "pscratch"})
+def fake(tmp_path: Path, secret: str) -> Iterator[FakeSfApi]:
+    running = FakeSfApi(
+        paths={CFS: tmp_path / "cfs", PSCRATCH: tmp_path / "pscratch"},
+        clients={CLIENT_ID: secret},  # the fake keeps only the public half
+    )
     with running.serve():
         yield running
         running.wait_all()
 
 
-@pytest.fixture(scope="module")
-def secret() -> str:
-    return json.dumps(JsonWebKey.generate_key("RSA", 2048, is_private=True).as_dict(True))
-
-
-@pytest.fixture
-def nersc(fake: FakeSfApi, secret: str) -> NerscComputeResource:
+def resource(fake: FakeSfApi, client_id: str, secret: str) -> NerscComputeResource:
     return NerscComputeResource(
-        client_id="bl832testclnt",
+        client_id=client_id,
         secret=secret,
         api_url=f"{fake.url}/api/v1.2",
         token_url=f"{fake.url}/c2id/token",
@@ -74,6 +82,11 @@ def nersc(fake: FakeSfApi, secret: str) -> NerscComputeResource:
         script_template=BARE_TEMPLATE,
         poll_seconds=0.05,
     )
+
+
+@pytest.fixture
+def nersc(fake: FakeSfApi, secret: str) -> NerscComputeResource:
+    return resource(fake, CLIENT_ID, secret)
 
 
 def scan_at_nersc(fake: FakeSfApi, relative: str = "p1/scan.h5") -> str:
@@ -180,6 +193,27 @@ def test_retry_after_a_crash_reattaches_instead_of_submitting_again(
     metadata = result.asset_materializations_for_node("reconstruction")[0].metadata
     assert metadata["job_id"].value == crashes[0]
     assert metadata["slices"].value == 2
+
+
+@pytest.mark.parametrize(
+    ("client_id", "registered_key"),
+    [(CLIENT_ID, False), ("bl832unknown", True)],
+    ids=["another-key", "unknown-client"],
+)
+def test_unregistered_credentials_are_refused_before_any_job(
+    fake: FakeSfApi, secret: str, client_id: str, registered_key: bool
+) -> None:
+    """The registered id with another key, or the registered key under an id never registered,
+    gets the OAuth server's 401 invalid_client; the private key never reaches the error text."""
+    key = secret if registered_key else private_jwk()
+
+    result = materialize_recon(resource(fake, client_id, key), scan_at_nersc(fake))
+
+    assert not result.success
+    text = only_failure(result).to_string()
+    assert "invalid_client: Client authentication failed" in text
+    assert json.loads(key)["d"] not in text
+    assert fake.submissions == []
 
 
 def test_server_error_while_polling_is_retried_without_a_second_job(
