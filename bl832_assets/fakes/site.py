@@ -27,7 +27,7 @@ from bl832_assets.fakes.scicat import FakeSciCat
 from bl832_assets.fakes.sfapi import FakeSfApi
 from bl832_assets.settings import DEFAULT_LAYOUT
 
-with warnings.catch_warnings():  # authlib warns about its own httpx integration on import
+with warnings.catch_warnings():  # authlib.jose warns that it is deprecated, on import
     warnings.simplefilter("ignore")
     from authlib.jose import JsonWebKey
 
@@ -103,21 +103,18 @@ def running_fakes(home: Path, *, poll_seconds: float = 0.2) -> Iterator[FakeSite
         globus_url, scicat_url, sfapi_url, compute_url = (
             stack.enter_context(fake.serve()) for fake in (globus, scicat, sfapi, compute)
         )
-        settings = _settings(home, globus_url, sfapi_url, compute_url, scicat_url, endpoints)
-        settings["globus"]["poll_seconds"] = poll_seconds
-        settings["nersc"]["poll_seconds"] = poll_seconds
-        for facility in endpoints:
-            settings["globus_compute"][facility]["poll_seconds"] = poll_seconds
+        urls = {
+            "globus": globus_url,
+            "sfapi": sfapi_url,
+            "compute": compute_url,
+            "scicat": scicat_url,
+        }
+        settings = _settings(home, urls, endpoints, poll_seconds)
         yield FakeSite(home, globus, sfapi, compute, scicat, settings, environment)
 
 
 def _settings(
-    home: Path,
-    globus_url: str,
-    sfapi_url: str,
-    compute_url: str,
-    scicat_url: str,
-    compute_endpoints: dict[str, str],
+    home: Path, urls: dict[str, str], compute_endpoints: dict[str, str], poll_seconds: float
 ) -> dict[str, Any]:
     payload = f"{sys.executable} -m bl832_assets"
     nersc_root = {folder: path for path, folder in NERSC_PATHS.items()}
@@ -140,10 +137,16 @@ def _settings(
             "olcf": "globus_compute",
             "catalog": "scicat",
         },
-        "globus": {"auth_url": globus_url, "transfer_url": globus_url, "compute_url": compute_url},
+        "globus": {
+            "auth_url": urls["globus"],
+            "transfer_url": urls["globus"],
+            "compute_url": urls["compute"],
+            "poll_seconds": poll_seconds,
+        },
         "nersc": {
-            "api_url": f"{sfapi_url}/api/v1.2",
-            "token_url": f"{sfapi_url}/c2id/token",
+            "api_url": f"{urls['sfapi']}/api/v1.2",
+            "token_url": f"{urls['sfapi']}/c2id/token",
+            "poll_seconds": poll_seconds,
             "launcher": payload,
             "script_template": SITE_ENVIRONMENT_TEMPLATE,
             "raw_root": nersc_root["nersc/cfs"],
@@ -157,10 +160,11 @@ def _settings(
                 "scratch_root": str(home / facility / "scratch"),
                 "payload": payload,
                 "timeout_seconds": 600,
+                "poll_seconds": poll_seconds,
             }
             for facility, endpoint_id in compute_endpoints.items()
         },
-        "catalog": {"url": scicat_url, "username": "ingestor"},
+        "catalog": {"url": urls["scicat"], "username": "ingestor"},
     }
 
 
