@@ -236,6 +236,7 @@ DEFAULT_LAYOUT = {
     "data832_scratch": ("als", "data832/scratch"),
     "nersc_cfs": ("nersc", "nersc/cfs"),
     "nersc_pscratch": ("nersc", "nersc/pscratch"),
+    "nersc_cfs_results": ("nersc", "nersc/cfs_results"),
     "alcf_raw": ("alcf", "alcf/raw"),
     "alcf_scratch": ("alcf", "alcf/scratch"),
     "olcf_raw": ("olcf", "olcf/raw"),
@@ -261,7 +262,7 @@ def _default_hpc() -> dict[str, HpcSite]:
 
 def _default_retention() -> dict[str, float]:
     # Upstream's values: spot832 1 day, data832 raw 35, data832 scratch 14, NERSC pscratch 7,
-    # ALCF 1 (both raw and scratch).
+    # ALCF 1 (both raw and scratch); OLCF as ALCF. The archive (NERSC CFS) keeps for ever.
     return {
         "spot832": 1,
         "data832_raw": 35,
@@ -269,7 +270,94 @@ def _default_retention() -> dict[str, float]:
         "nersc_pscratch": 7,
         "alcf_raw": 1,
         "alcf_scratch": 1,
+        "olcf_raw": 1,
+        "olcf_scratch": 1,
     }
+
+
+RAW_DATASET = "raw_scan"
+RESULT_DATASETS = ("recon_tiff", "recon_zarr")
+
+
+def _behind(endpoint: str, *datasets: str) -> dict[str, list[str]]:
+    return {dataset: [endpoint] for dataset in datasets}
+
+
+def _default_safe_copies() -> dict[str, dict[str, list[str]]]:
+    # Upstream prunes after checking only that a file of the same name exists elsewhere (or
+    # not at all, for data832 raw). Here each pruned location names where a verified copy
+    # must stand: raw behind the next hop towards the archive, results behind the archive's
+    # results copy, facility scratch behind the copy brought home.
+    return {
+        "spot832": _behind("data832_raw", RAW_DATASET),
+        "data832_raw": _behind("nersc_cfs", RAW_DATASET),
+        "data832_scratch": _behind("nersc_cfs_results", *RESULT_DATASETS),
+        "nersc_pscratch": _behind("data832_scratch", *RESULT_DATASETS),
+        "alcf_raw": _behind("data832_raw", RAW_DATASET),
+        "alcf_scratch": _behind("data832_scratch", *RESULT_DATASETS),
+        "olcf_raw": _behind("data832_raw", RAW_DATASET),
+        "olcf_scratch": _behind("data832_scratch", *RESULT_DATASETS),
+    }
+
+
+class RetentionSettings(_Model):
+    """How old copies are pruned. The days per endpoint are ``retention_days``; this section
+    says behind which verified copies each may go, and how deletion proceeds."""
+
+    safe_copies: dict[str, dict[str, list[str]]] = Field(
+        default_factory=_default_safe_copies,
+        description="Endpoint → dataset (raw_scan, recon_tiff, recon_zarr) → endpoints where a "
+        "copy verified at prune time allows deleting this one. A dataset not named is never "
+        "pruned from that endpoint.",
+    )
+    grace_days: float = Field(
+        default=2.0,
+        ge=0,
+        description="Days a pruned copy waits in its endpoint's trash before it is purged; 0 "
+        "purges at once.",
+    )
+    trash_folder: str = Field(
+        default=".trash", description="Folder inside each endpoint holding pruned copies."
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the copy ledger (leases, pins, trash); default: SQLite "
+        "in the site folder. Production: the deployment's PostgreSQL "
+        "(postgresql+psycopg2://...).",
+    )
+    audit_log: Path | None = Field(
+        default=None,
+        description="Append-only JSON-lines log of every deletion and refusal; default "
+        "<home>/retention/audit.jsonl. Outlives Dagster's trimmed event log.",
+    )
+    prune_cron: str = Field(default="17 * * * *", description="When each location is pruned.")
+    purge_after_crash_minutes: float = Field(
+        default=60.0,
+        gt=0,
+        description="A deletion left half-done by a crash is resumed after this long.",
+    )
+    lease_minutes: float = Field(
+        default=720.0,
+        gt=0,
+        description="How long a copy's or a prune's claim on a scan's copy holds if its "
+        "holder dies without releasing it.",
+    )
+    future_tolerance_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="A copy recorded as made further than this in the future is refused: "
+        "a clock is wrong, so its age means nothing.",
+    )
+    consistency_cron: str = Field(
+        default="0 5 * * 0", description="When each location's consistency audit runs."
+    )
+    consistency_threshold: float = Field(
+        default=0.10,
+        gt=0,
+        le=1,
+        description="A consistency audit that finds more than this fraction of copies lost or "
+        "dark stops without acting: the listing, not the data, is likely wrong.",
+    )
 
 
 class Settings(_Model):
@@ -289,6 +377,12 @@ class Settings(_Model):
     )
     decision: Decision = Field(default_factory=Decision)
     retention_days: dict[str, float] = Field(default_factory=_default_retention)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    archive_results: str | None = Field(
+        default="nersc_cfs_results",
+        description="Endpoint keeping every reconstruction for ever (upstream: NERSC CFS "
+        "data_mover/8.3.2/scratch), so beamline scratch can be pruned behind it.",
+    )
     sensor: SensorSettings = Field(default_factory=SensorSettings)
     recon: ReconOptions = Field(
         default_factory=ReconOptions,
@@ -313,6 +407,7 @@ class Settings(_Model):
     def _resolve_and_check(self) -> Settings:
         home = self.home.expanduser().absolute()
         object.__setattr__(self, "home", home)
+        self._fit_defaults_to_endpoints()
         resolved = {
             name: ep
             if ep.root is None
@@ -330,13 +425,29 @@ class Settings(_Model):
                 raise ValueError(f"hpc.{facility}: unknown facility (known: {FACILITIES})")
             named[f"hpc.{facility}.raw"] = site.raw
             named[f"hpc.{facility}.scratch"] = site.scratch
+        if self.archive_results is not None:
+            named["archive_results"] = self.archive_results
         named.update({f"retention_days.{name}": name for name in self.retention_days})
+        for name, datasets in self.retention.safe_copies.items():
+            named[f"retention.safe_copies.{name}"] = name
+            for dataset, safe in datasets.items():
+                named.update(
+                    {
+                        f"retention.safe_copies.{name}.{dataset}[{i}]": ep
+                        for i, ep in enumerate(safe)
+                    }
+                )
         for where, endpoint in named.items():
             if endpoint not in self.endpoints:
                 raise ValueError(f"{where}: unknown endpoint {endpoint!r}")
         for name, days in self.retention_days.items():
             if days < 0:
                 raise ValueError(f"retention_days.{name}: must be >= 0, got {days}")
+            if not self.retention.safe_copies.get(name):
+                raise ValueError(
+                    f"retention_days.{name}: retention.safe_copies.{name} names no safe copy, "
+                    "so pruning it could delete the last copy"
+                )
         if self.archive is not None and self.archive not in self.hpc:
             raise ValueError(f"archive: facility {self.archive!r} has no hpc entry")
         for facility in self.decision.recon_facilities():
@@ -344,6 +455,28 @@ class Settings(_Model):
                 raise ValueError(f"decision.{facility}_recon: facility has no hpc entry")
         self._check_backends()
         return self
+
+    def _fit_defaults_to_endpoints(self) -> None:
+        """A site that lists its own endpoints gets the default retention policy only where
+        it has the endpoints that policy names; what it writes itself is checked strictly."""
+        given = self.model_fields_set
+        known = set(self.endpoints)
+        if "archive_results" not in given and self.archive_results not in known:
+            object.__setattr__(self, "archive_results", None)
+        if "retention" not in given:
+            fitted = {
+                name: {d: safe for d, safe in datasets.items() if known.issuperset(safe)}
+                for name, datasets in self.retention.safe_copies.items()
+                if name in known
+            }
+            fitted = {name: datasets for name, datasets in fitted.items() if datasets}
+            policy = self.retention.model_copy(update={"safe_copies": fitted})
+            object.__setattr__(self, "retention", policy)
+        if "retention_days" not in given:
+            days = {
+                n: d for n, d in self.retention_days.items() if self.retention.safe_copies.get(n)
+            }
+            object.__setattr__(self, "retention_days", days)
 
     def _check_backends(self) -> None:
         """Each backend finds what it needs here, so a gap fails at load, not mid-run."""
@@ -401,6 +534,14 @@ class Settings(_Model):
     @property
     def jobs_dir(self) -> Path:
         return self.home / "jobs"
+
+    @property
+    def ledger_url(self) -> str:
+        return self.retention.database_url or f"sqlite:///{self.home / 'copies.sqlite'}"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.retention.audit_log or self.home / "retention" / "audit.jsonl"
 
     def location_is_onsite(self, location: str) -> bool:
         """Whether all storage of a location (``data832``, ``nersc``, ``catalog``) is on site."""

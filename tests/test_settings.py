@@ -31,7 +31,11 @@ def test_defaults_give_an_embedded_site_under_bl832_home(
         "nersc_pscratch": 7,
         "alcf_raw": 1,
         "alcf_scratch": 1,
+        "olcf_raw": 1,
+        "olcf_scratch": 1,
     }
+    assert "nersc_cfs" not in settings.retention_days  # the archive keeps for ever
+    assert settings.retention.safe_copies["data832_raw"] == {"raw_scan": ["nersc_cfs"]}
     assert settings.decision.recon_facilities() == ("nersc",)
     assert settings.location_is_onsite("data832")
     assert not settings.location_is_onsite("nersc")
@@ -195,3 +199,14 @@ def test_where_data_is_reads_as_a_path_here_or_a_globus_address(tmp_path: Path) 
     assert settings.visible("spot832") and not settings.visible("nersc_cfs")
     with pytest.raises(SettingsError, match="nersc_cfs: not visible on this machine"):
         settings.root("nersc_cfs")
+
+
+def test_a_pruned_endpoint_must_name_a_safe_copy(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"retention_days.nersc_cfs: .*names no safe copy"):
+        Settings(home=tmp_path, retention_days={"nersc_cfs": 30})
+
+
+def test_a_safe_copy_must_be_a_known_endpoint(tmp_path: Path) -> None:
+    safe = {"spot832": {"raw_scan": ["data832_typo"]}}
+    with pytest.raises(ValueError, match=r"retention.safe_copies.spot832.raw_scan\[0\]"):
+        Settings(home=tmp_path, retention={"safe_copies": safe})
