@@ -185,6 +185,10 @@ class NerscSettings(_Credentials):
     scratch_root: str = Field(
         default="/pscratch/sd/a/alsdev/8.3.2/scratch", description="Where jobs write results."
     )
+    results_root: str = Field(
+        default="/global/cfs/cdirs/als/data_mover/8.3.2/scratch",
+        description="Where jobs see the long-term copy of results (CFS).",
+    )
     jobs_root: str = Field(
         default="/pscratch/sd/a/alsdev/8.3.2/jobs", description="Job logs and Pipes messages."
     )

@@ -85,7 +85,13 @@ def _compute(settings: Settings, facility: str) -> dg.ConfigurableResource:
         return NerscComputeResource(
             **credentials,
             **nersc.model_dump(
-                exclude={"client_id_env", "secret_env", "key_path", "script_template"}
+                exclude={
+                    "client_id_env",
+                    "secret_env",
+                    "key_path",
+                    "script_template",
+                    "results_root",
+                }
             ),
             script_template=nersc.script_template or DEFAULT_TEMPLATE,
         )
