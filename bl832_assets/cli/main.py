@@ -57,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     pyramid.add_argument("tiff_dir", type=Path)
     pyramid.add_argument("out_zarr", type=Path)
 
+    hashing = commands.add_parser(
+        "hash", help="print the sha256 and size of a file or of every file in a folder (JSON)"
+    )
+    hashing.add_argument("path", type=Path)
+
     process = commands.add_parser(
         "process", help="place a scan on the detector and materialize its decided assets"
     )
@@ -112,6 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bl832_assets.science.reporting import printable
 
             print(json.dumps(printable(run_pyramid(args.tiff_dir, args.out_zarr))))
+            return 0
+        if args.command == "hash":
+            from bl832_assets.science.hashing import hash_path
+
+            print(json.dumps(hash_path(args.path).to_json_dict()))
             return 0
         if args.command == "config":
             import yaml
