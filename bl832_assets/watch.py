@@ -89,7 +89,13 @@ def _folders(root: Path) -> Iterator[tuple[os.stat_result, list[os.DirEntry[str]
                 entries = list(listing)
         except FileNotFoundError:
             continue  # removed while we walked: retention or the operator tidying up
-        stack.extend(Path(e.path) for e in entries if e.is_dir(follow_symlinks=False))
+        # Hidden folders are not the detector's: retention's trash (.trash) holds scans that
+        # were pruned, and they must not come back as news.
+        stack.extend(
+            Path(e.path)
+            for e in entries
+            if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")
+        )
         yield info, entries
 
 

@@ -6,7 +6,6 @@ upstream asset says the data is, which is how a result comes home from whichever
 it most recently.
 """
 
-import hashlib
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -15,18 +14,11 @@ import dagster as dg
 
 from bl832_assets.assets.failures import retry_only_if_transient, retry_policy
 from bl832_assets.assets.records import Recorded, newest_of, require_metadata
+from bl832_assets.digests import tree_digest
 from bl832_assets.partitions import scans
 from bl832_assets.resources.transfer.base import TransferResource
 from bl832_assets.resources.transfer.errors import ChecksumUnavailable
 from bl832_assets.settings import Settings
-
-
-def tree_digest(checksums: Mapping[str, str]) -> str:
-    """One sha256 for a file or a folder, so a copy of either is compared by one value."""
-    if len(checksums) == 1:
-        return next(iter(checksums.values()))
-    manifest = "".join(f"{name}\0{digest}\n" for name, digest in sorted(checksums.items()))
-    return hashlib.sha256(manifest.encode()).hexdigest()
 
 
 def _location_metadata(settings: Settings, endpoint: str, relative: str) -> dict[str, object]:
