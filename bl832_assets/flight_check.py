@@ -139,7 +139,13 @@ def fly(transfer: TransferResource, flight: Flight, hop: Hop, *, label: str) -> 
     started = time.monotonic()
     task_id = None
     try:
-        result = transfer.copy(hop.source, hop.destination, flight.relative_path, label=label)
+        result = transfer.copy(
+            hop.source,
+            hop.destination,
+            flight.relative_path,
+            label=label,
+            export_controlled=False,  # the probe is made-up bytes, not a scan
+        )
         task_id = result.task_id
         verified_by = _verify(transfer, hop.destination, flight)
     except Exception as exc:  # whatever went wrong, the probe must still be removed

@@ -10,6 +10,7 @@ requests, tasks that end FAILED or INACTIVE, quota errors, deadline expiry, stal
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import os
 import shutil
@@ -92,8 +93,9 @@ class FakeGlobus:
 
     def fail_requests(self, path_suffix: str, status: int, count: int = 1) -> None:
         """Answer the next ``count`` requests whose path ends with ``path_suffix`` with
-        ``status``. A 5xx on ``/transfer`` or ``/delete`` is answered after the task was
-        created, the way a lost reply looks to the client."""
+        ``status``. A 5xx on ``/transfer``, ``/delete`` or ``/rename`` is answered after the
+        task was created or the rename done, the way a lost reply looks to the client; any other
+        fault is answered before anything happens."""
         self._http_faults.extend([(path_suffix, status)] * count)
 
     def next_task(self, outcome: TaskFault) -> None:
@@ -111,13 +113,15 @@ class FakeGlobus:
         except HTTPException as exc:
             status = exc.code or 500
             response = _error(status, _code(status), exc.description or "")
+        except PermissionError as exc:
+            response = _error(403, "EndpointPermissionDenied", f"Path not allowed: {exc}")
         return response(environ, start_response)
 
     def _dispatch(self, request: Request) -> Response:
         endpoint, args = _ROUTES.bind_to_environ(request.environ).match()
         fault = self._take_fault(request.path)
-        submits = endpoint in ("transfer", "delete")
-        if fault is not None and (fault < 500 or not submits):
+        acts = endpoint in ("transfer", "delete", "rename")
+        if fault is not None and (fault < 500 or not acts):
             return _error(fault, _code(fault), "injected fault")
         if endpoint == "token":
             return self._token(request)
@@ -166,15 +170,19 @@ class FakeGlobus:
         return self._start(body, work)
 
     def _delete(self, request: Request) -> Response:
+        """A delete task as Globus runs one: a folder only with ``recursive``, a missing path
+        is an error that fails the task unless ``ignore_missing``, a link is removed itself."""
         body = request.get_json()
         folder = self._folder(body["endpoint"])
 
         def work(task: FakeTask) -> None:
             for item in body["DATA"]:
                 path = _under(folder, item["path"])
-                if path.is_dir():
+                if path.is_dir() and not path.is_symlink():
+                    if not body.get("recursive"):
+                        raise IsADirectoryError(errno.EISDIR, "is a directory", item["path"])
                     shutil.rmtree(path)
-                elif path.exists() or not body.get("ignore_missing"):
+                elif os.path.lexists(path) or not body.get("ignore_missing"):
                     path.unlink()
                 task.files += 1
 
@@ -215,6 +223,21 @@ class FakeGlobus:
         data = [_entry(child) for child in sorted(folder.iterdir())]
         return _json({"DATA_TYPE": "file_list", "path": request.args.get("path"), "DATA": data})
 
+    def _rename(self, request: Request, endpoint: str) -> Response:
+        """Move a file or folder within the collection. The new path's folder must exist, and
+        an existing new path is refused rather than replaced."""
+        body = request.get_json()
+        old = self._path(endpoint, body["old_path"])
+        new = self._path(endpoint, body["new_path"])
+        if not os.path.lexists(old):
+            return _error(404, "ClientError.NotFound", f"{body['old_path']} not found")
+        if not new.parent.is_dir():
+            return _error(404, "ClientError.NotFound", f"{new.parent.name} not found")
+        if os.path.lexists(new):
+            return _error(502, "ExternalError.RenameFailed.Exists", "Path already exists")
+        os.rename(old, new)
+        return _json({"DATA_TYPE": "result", "code": "FileRenamed", "message": "renamed"})
+
     def _mkdir(self, request: Request, endpoint: str) -> Response:
         folder = self._path(endpoint, request.get_json()["path"])
         if folder.exists():
@@ -235,7 +258,7 @@ class FakeGlobus:
             work(task)
         except OSError as exc:
             task.status, task.nice_status = "FAILED", None
-            task.fatal_error = {"code": "FILE_NOT_FOUND", "description": str(exc)}
+            task.fatal_error = {"code": _fatal_code(exc), "description": str(exc)}
             return
         task.status, task.nice_status = "SUCCEEDED", None
 
@@ -296,11 +319,25 @@ class FakeGlobus:
 
 
 def _under(folder: Path, path: str) -> Path:
-    """``path`` (absolute inside the collection) as a path below ``folder``."""
+    """``path`` (absolute inside the collection) as a path below ``folder``. A collection
+    confines every path to its root, so one leading out through a symbolic link is refused
+    (``PermissionError``: HTTP 403 for an operation, a failed task inside a task)."""
     relative = PurePosixPath(path).relative_to("/")
     if ".." in relative.parts:
         raise NotFound(f"{path} leaves the collection")
-    return folder / relative
+    joined = folder / relative
+    if not joined.resolve().is_relative_to(folder.resolve()):
+        raise PermissionError(errno.EACCES, "leads outside the collection", path)
+    return joined
+
+
+def _fatal_code(error: OSError) -> str:
+    """The task's ``fatal_error`` code for what stopped it."""
+    if isinstance(error, FileNotFoundError):
+        return "FILE_NOT_FOUND"
+    if isinstance(error, PermissionError):
+        return "PERMISSION_DENIED"
+    return "ENDPOINT_ERROR"
 
 
 def _entry(path: Path) -> dict[str, Any]:
@@ -358,5 +395,6 @@ _ROUTES = Map(
         Rule("/v0.10/task/<task_id>/cancel", endpoint="cancel", methods=["POST"]),
         Rule("/v0.10/operation/endpoint/<endpoint>/ls", endpoint="ls", methods=["GET"]),
         Rule("/v0.10/operation/endpoint/<endpoint>/mkdir", endpoint="mkdir", methods=["POST"]),
+        Rule("/v0.10/operation/endpoint/<endpoint>/rename", endpoint="rename", methods=["POST"]),
     ]
 )

@@ -4,19 +4,24 @@ stateful fake Transfer and Auth services over HTTP on 127.0.0.1."""
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import globus_sdk
 import pytest
 
 from bl832_assets.assets.copies import build_copy
-from bl832_assets.fakes.globus_transfer import FakeGlobus
+from bl832_assets.fakes.globus_transfer import TOKEN, FakeGlobus
 from bl832_assets.partitions import scans
 from bl832_assets.resources.transfer.errors import (
     ChecksumUnavailable,
+    ExportControlled,
     PathNotFound,
+    RenameConflict,
     UnknownEndpoint,
+    UnsafePath,
 )
 from bl832_assets.resources.transfer.globus import GlobusTransferResource
 from bl832_assets.resources.transfer.globus_errors import GlobusRequestRefused, GlobusTaskFailed
@@ -72,7 +77,9 @@ def test_file_copy_lands_under_the_destination_root(
 ) -> None:
     scan = _scan(fake)
 
-    result = transfer.copy("spot832", "data832_raw", "2026/scan.h5", label="raw scan")
+    result = transfer.copy(
+        "spot832", "data832_raw", "2026/scan.h5", label="raw scan", export_controlled=False
+    )
 
     assert _landed(fake, "2026/scan.h5").read_bytes() == scan.read_bytes()
     assert result.files_transferred == 1
@@ -89,7 +96,9 @@ def test_folder_copy_is_recursive(fake: FakeGlobus, transfer: GlobusTransferReso
         (stack / f"slice_{index}.tif").write_bytes(bytes([index]) * 100)
     (stack / "sub" / ".zarray").write_text("{}")
 
-    result = transfer.copy("spot832", "data832_raw", "recon/slices", label="tiff stack")
+    result = transfer.copy(
+        "spot832", "data832_raw", "recon/slices", label="tiff stack", export_controlled=False
+    )
 
     assert result.files_transferred == 4
     assert _landed(fake, "recon/slices/sub/.zarray").read_text() == "{}"
@@ -103,7 +112,9 @@ def test_failed_task_raises_with_nice_status_and_fatal_error(
     fake.next_task("FAILED")
 
     with pytest.raises(GlobusTaskFailed) as failure:
-        transfer.copy("spot832", "data832_raw", "2026/scan.h5", label="raw scan")
+        transfer.copy(
+            "spot832", "data832_raw", "2026/scan.h5", label="raw scan", export_controlled=False
+        )
 
     assert failure.value.status == "FAILED"
     assert failure.value.fatal_error == {
@@ -121,7 +132,9 @@ def test_quota_and_expired_deadline_are_failures(
     fake.next_task(outcome)
 
     with pytest.raises(GlobusTaskFailed, match=f"{outcome}_EXCEEDED"):
-        transfer.copy("spot832", "data832_raw", "2026/scan.h5", label="raw scan")
+        transfer.copy(
+            "spot832", "data832_raw", "2026/scan.h5", label="raw scan", export_controlled=False
+        )
 
 
 def test_inactive_task_is_a_failure_and_is_cancelled(
@@ -131,7 +144,9 @@ def test_inactive_task_is_a_failure_and_is_cancelled(
     fake.next_task("INACTIVE")
 
     with pytest.raises(GlobusTaskFailed, match="INACTIVE") as failure:
-        transfer.copy("spot832", "data832_raw", "2026/scan.h5", label="raw scan")
+        transfer.copy(
+            "spot832", "data832_raw", "2026/scan.h5", label="raw scan", export_controlled=False
+        )
 
     assert failure.value.nice_status == "PERMISSION_DENIED"
     assert fake.tasks[failure.value.task_id].status == "FAILED"
@@ -146,7 +161,9 @@ def test_task_running_past_the_wait_is_cancelled_and_fails(
     impatient = transfer.model_copy(update={"max_wait_seconds": 0.3})
 
     with pytest.raises(GlobusTaskFailed, match="still running") as failure:
-        impatient.copy("spot832", "data832_raw", "2026/scan.h5", label="raw scan")
+        impatient.copy(
+            "spot832", "data832_raw", "2026/scan.h5", label="raw scan", export_controlled=False
+        )
 
     assert fake.tasks[failure.value.task_id].status == "FAILED"
 
@@ -157,7 +174,9 @@ def test_lost_submit_reply_is_retried_without_a_second_task(
     _scan(fake)
     fake.fail_requests("/v0.10/transfer", 500)
 
-    result = transfer.copy("spot832", "data832_raw", "2026/scan.h5", label="raw scan")
+    result = transfer.copy(
+        "spot832", "data832_raw", "2026/scan.h5", label="raw scan", export_controlled=False
+    )
 
     assert _transfers(fake) == 2
     assert list(fake.tasks) == [result.task_id]
@@ -168,8 +187,12 @@ def test_retried_step_finds_its_task_instead_of_starting_another(
 ) -> None:
     _scan(fake)
 
-    first = transfer.copy("spot832", "data832_raw", "2026/scan.h5", label="raw scan")
-    again = transfer.copy("spot832", "data832_raw", "2026/scan.h5", label="raw scan")
+    first = transfer.copy(
+        "spot832", "data832_raw", "2026/scan.h5", label="raw scan", export_controlled=False
+    )
+    again = transfer.copy(
+        "spot832", "data832_raw", "2026/scan.h5", label="raw scan", export_controlled=False
+    )
 
     assert again.task_id == first.task_id
     assert len(fake.tasks) == 1
@@ -181,10 +204,16 @@ def test_retried_step_after_a_failed_task_starts_exactly_one_new_task(
     _scan(fake)
     fake.next_task("FAILED")
     with pytest.raises(GlobusTaskFailed):
-        transfer.copy("spot832", "data832_raw", "2026/scan.h5", label="raw scan")
+        transfer.copy(
+            "spot832", "data832_raw", "2026/scan.h5", label="raw scan", export_controlled=False
+        )
 
-    retried = transfer.copy("spot832", "data832_raw", "2026/scan.h5", label="raw scan")
-    once_more = transfer.copy("spot832", "data832_raw", "2026/scan.h5", label="raw scan")
+    retried = transfer.copy(
+        "spot832", "data832_raw", "2026/scan.h5", label="raw scan", export_controlled=False
+    )
+    once_more = transfer.copy(
+        "spot832", "data832_raw", "2026/scan.h5", label="raw scan", export_controlled=False
+    )
 
     assert once_more.task_id == retried.task_id
     assert len(fake.tasks) == 2
@@ -198,7 +227,9 @@ def test_refused_request_is_a_clear_error(
     fake.fail_requests("/v0.10/transfer", 400)
 
     with pytest.raises(GlobusRequestRefused, match="HTTP 400") as refused:
-        transfer.copy("spot832", "data832_raw", "2026/scan.h5", label="raw scan")
+        transfer.copy(
+            "spot832", "data832_raw", "2026/scan.h5", label="raw scan", export_controlled=False
+        )
 
     assert refused.value.http_status == 400
 
@@ -296,7 +327,7 @@ def test_copy_to_a_mounted_destination_records_its_sha256(
     scan = _scan(fake)
 
     result = _mounted(fake, transfer).copy(
-        "spot832", "data832_raw", "2026/scan.h5", label="raw scan"
+        "spot832", "data832_raw", "2026/scan.h5", label="raw scan", export_controlled=False
     )
 
     assert result.sha256 == {"scan.h5": _sha256(_landed(fake, "2026/scan.h5"))}
@@ -308,10 +339,14 @@ def test_copy_to_an_unmounted_destination_records_no_sha256_but_its_total_size(
     fake: FakeGlobus, transfer: GlobusTransferResource
 ) -> None:
     stack = _stack(fake)
-    transfer.copy("spot832", "data832_raw", "recon/slices", label="tiff stack")
+    transfer.copy(
+        "spot832", "data832_raw", "recon/slices", label="tiff stack", export_controlled=False
+    )
     (stack / "slice_3.tif").write_bytes(b"new")
 
-    again = transfer.copy("spot832", "data832_raw", "recon/slices", label="tiff stack, new")
+    again = transfer.copy(
+        "spot832", "data832_raw", "recon/slices", label="tiff stack, new", export_controlled=False
+    )
 
     assert again.sha256 == {}
     assert again.files_skipped == 4
@@ -350,7 +385,9 @@ def test_step_retry_in_dagster_reuses_the_task_and_keeps_the_secret_out(
 
     @dg.asset(retry_policy=dg.RetryPolicy(max_retries=1))
     def raw_copy(globus: GlobusTransferResource) -> dg.MaterializeResult:
-        result = globus.copy("spot832", "data832_raw", "2026/scan.h5", label="raw_copy scan")
+        result = globus.copy(
+            "spot832", "data832_raw", "2026/scan.h5", label="raw_copy scan", export_controlled=False
+        )
         attempts.append(result.task_id)
         if len(attempts) == 1:
             raise RuntimeError("step dies after the copy; Dagster retries it")
@@ -381,7 +418,9 @@ def test_unknown_endpoint_is_refused_before_any_task(
     fake: FakeGlobus, transfer: GlobusTransferResource
 ) -> None:
     with pytest.raises(UnknownEndpoint, match="nersc_cfs"):
-        transfer.copy("spot832", "nersc_cfs", "2026/scan.h5", label="raw scan")
+        transfer.copy(
+            "spot832", "nersc_cfs", "2026/scan.h5", label="raw scan", export_controlled=False
+        )
 
     assert not fake.tasks
 
@@ -512,3 +551,269 @@ def test_check_compares_sha256_where_the_copy_is_mounted(
     assert not failed.passed
     assert failed.metadata["compared_with"].value == "the checksum recorded at copy time"
     assert failed.metadata["differing"].value == ["scan.h5"]
+
+
+# Export control, renames into the trash and delete tasks, against the fake -----------------
+
+
+def _posts(fake: FakeGlobus, operation: str) -> int:
+    return sum(1 for method, path in fake.requests if method == "POST" and path.endswith(operation))
+
+
+def test_export_controlled_scan_is_refused_off_site_before_any_task(
+    fake: FakeGlobus, transfer: GlobusTransferResource
+) -> None:
+    _scan(fake)
+    guarded = transfer.model_copy(update={"offsite": ["data832_raw"]})
+
+    with pytest.raises(ExportControlled, match=r"2026/scan\.h5.*data832_raw.*outside"):
+        guarded.copy(
+            "spot832", "data832_raw", "2026/scan.h5", label="raw scan", export_controlled=True
+        )
+
+    assert not fake.tasks
+    assert _transfers(fake) == 0
+    assert not fake.collections[DATA].joinpath("raw").exists()
+
+
+def test_export_controlled_scan_is_copied_on_site_and_may_come_home(
+    fake: FakeGlobus, transfer: GlobusTransferResource
+) -> None:
+    scan = _scan(fake)
+    # The detector's storage marked off site: copying from it is bringing the scan home.
+    guarded = transfer.model_copy(update={"offsite": ["spot832"]})
+
+    guarded.copy("spot832", "data832_raw", "2026/scan.h5", label="raw scan", export_controlled=True)
+
+    assert _landed(fake, "2026/scan.h5").read_bytes() == scan.read_bytes()
+
+
+def _raw(fake: FakeGlobus, relative: str, data: bytes = b"scan") -> Path:
+    """A file at ``relative`` on data832_raw, as the collection's storage holds it."""
+    path = _landed(fake, relative)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_rename_moves_a_file_into_trash_folders_it_creates(
+    fake: FakeGlobus, transfer: GlobusTransferResource
+) -> None:
+    _raw(fake, "2026/scan.h5")
+
+    transfer.rename("data832_raw", "2026/scan.h5", ".trash/2026/scan.h5", label="retention")
+
+    assert _landed(fake, ".trash/2026/scan.h5").read_bytes() == b"scan"
+    assert not _landed(fake, "2026/scan.h5").exists()
+    assert _posts(fake, "/mkdir") == 2  # .trash and .trash/2026: only the missing folders
+    assert ("POST", f"/v0.10/operation/endpoint/{DATA}/rename") in fake.requests
+
+
+def test_rename_moves_a_folder_with_everything_in_it(
+    fake: FakeGlobus, transfer: GlobusTransferResource
+) -> None:
+    _raw(fake, "recon/slices/slice_0.tif", b"0")
+    _raw(fake, "recon/slices/sub/.zarray", b"{}")
+    (fake.collections[DATA] / "raw" / ".trash").mkdir()
+
+    transfer.rename("data832_raw", "recon/slices", ".trash/slices", label="retention")
+
+    assert transfer.listing("data832_raw", ".trash/slices") == {"slice_0.tif": 1, "sub/.zarray": 2}
+    assert not transfer.exists("data832_raw", "recon/slices")
+    assert _posts(fake, "/mkdir") == 0
+
+
+def test_rename_already_done_by_a_crashed_attempt_succeeds_without_renaming_again(
+    fake: FakeGlobus, transfer: GlobusTransferResource
+) -> None:
+    _raw(fake, "2026/scan.h5")
+    transfer.rename("data832_raw", "2026/scan.h5", ".trash/scan.h5", label="retention")
+
+    transfer.rename("data832_raw", "2026/scan.h5", ".trash/scan.h5", label="retention")
+
+    assert _posts(fake, "/rename") == 1
+    assert _landed(fake, ".trash/scan.h5").read_bytes() == b"scan"
+
+
+def test_rename_whose_reply_was_lost_is_found_done(
+    fake: FakeGlobus, transfer: GlobusTransferResource
+) -> None:
+    _raw(fake, "2026/scan.h5")
+    fake.fail_requests("/rename", 502)  # renamed, then the reply is lost; the SDK resends it
+
+    transfer.rename("data832_raw", "2026/scan.h5", ".trash/scan.h5", label="retention")
+
+    assert _posts(fake, "/rename") == 2
+    assert _landed(fake, ".trash/scan.h5").read_bytes() == b"scan"
+
+
+def test_rename_refused_by_globus_moves_nothing(
+    fake: FakeGlobus, transfer: GlobusTransferResource
+) -> None:
+    _raw(fake, "2026/scan.h5")
+    fake.fail_requests("/rename", 403)
+
+    with pytest.raises(GlobusRequestRefused, match="retention: rename") as refused:
+        transfer.rename("data832_raw", "2026/scan.h5", ".trash/scan.h5", label="retention")
+
+    assert refused.value.http_status == 403
+    assert _landed(fake, "2026/scan.h5").exists()
+    assert not _landed(fake, ".trash/scan.h5").exists()
+
+
+def test_rename_of_nothing_is_path_not_found(
+    fake: FakeGlobus, transfer: GlobusTransferResource
+) -> None:
+    with pytest.raises(PathNotFound) as missing:
+        transfer.rename("data832_raw", "2026/scan.h5", ".trash/scan.h5", label="retention")
+
+    assert missing.value.relative_path == "2026/scan.h5"
+    assert _posts(fake, "/rename") == 0
+    assert not fake.collections[DATA].joinpath("raw").exists()
+
+
+def test_rename_never_overwrites_what_is_at_the_new_path(
+    fake: FakeGlobus, transfer: GlobusTransferResource
+) -> None:
+    _raw(fake, "2026/scan.h5", b"new scan")
+    _raw(fake, ".trash/scan.h5", b"older scan")
+
+    with pytest.raises(RenameConflict):
+        transfer.rename("data832_raw", "2026/scan.h5", ".trash/scan.h5", label="retention")
+
+    assert _landed(fake, "2026/scan.h5").read_bytes() == b"new scan"
+    assert _landed(fake, ".trash/scan.h5").read_bytes() == b"older scan"
+    assert _posts(fake, "/rename") == 0
+
+
+def test_the_fake_refuses_a_rename_onto_an_existing_path_as_globus_does(
+    fake: FakeGlobus, transfer: GlobusTransferResource
+) -> None:
+    """The race the backend's own check cannot close: another writer fills the new path
+    between the check and the rename. Globus (here the fake) must then refuse, not replace."""
+    _raw(fake, "2026/scan.h5", b"new scan")
+    _raw(fake, ".trash/scan.h5", b"older scan")
+    client = globus_sdk.TransferClient(
+        base_url=transfer.transfer_url, authorizer=globus_sdk.AccessTokenAuthorizer(TOKEN)
+    )
+
+    with pytest.raises(globus_sdk.GlobusAPIError) as refused:
+        client.operation_rename(DATA, "/raw/2026/scan.h5", "/raw/.trash/scan.h5")
+
+    assert refused.value.code == "ExternalError.RenameFailed.Exists"
+    assert _landed(fake, ".trash/scan.h5").read_bytes() == b"older scan"
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [("../../spot832/2026/scan.h5", ".trash/scan.h5"), ("2026/scan.h5", "../escaped.h5")],
+)
+def test_rename_refuses_dot_dot_before_asking_globus(
+    fake: FakeGlobus, transfer: GlobusTransferResource, old: str, new: str
+) -> None:
+    _scan(fake)
+    _raw(fake, "2026/scan.h5")
+
+    with pytest.raises(UnsafePath):
+        transfer.rename("data832_raw", old, new, label="escape")
+
+    assert not fake.requests
+    assert _landed(fake, "2026/scan.h5").exists()
+
+
+def _escape(fake: FakeGlobus, tmp_path: Path) -> Path:
+    """A link inside data832_raw to a folder outside its collection; returns that folder."""
+    outside = tmp_path / "outside"
+    (outside / "key.h5").parent.mkdir()
+    (outside / "key.h5").write_bytes(b"secret")
+    _raw(fake, "2026/scan.h5")
+    _landed(fake, "link").symlink_to(outside)
+    return outside
+
+
+@pytest.mark.parametrize(
+    ("old", "new"), [("link/key.h5", ".trash/key.h5"), ("2026/scan.h5", "link/scan.h5")]
+)
+def test_rename_through_a_link_leading_out_of_the_collection_moves_nothing(
+    fake: FakeGlobus, transfer: GlobusTransferResource, tmp_path: Path, old: str, new: str
+) -> None:
+    outside = _escape(fake, tmp_path)
+
+    with pytest.raises(GlobusRequestRefused, match="HTTP 403"):
+        transfer.rename("data832_raw", old, new, label="escape")
+    with pytest.raises(UnsafePath, match="symbolic link"):
+        _mounted(fake, transfer).rename("data832_raw", old, new, label="escape")
+
+    assert sorted(p.name for p in outside.iterdir()) == ["key.h5"]
+    assert _landed(fake, "2026/scan.h5").exists()
+    assert _posts(fake, "/rename") == 0
+
+
+def test_failed_delete_task_raises_and_deletes_nothing(
+    fake: FakeGlobus, transfer: GlobusTransferResource
+) -> None:
+    kept = _raw(fake, ".trash/scan.h5")
+    fake.next_task("FAILED")
+
+    with pytest.raises(GlobusTaskFailed, match="PERMISSION_DENIED"):
+        transfer.delete("data832_raw", ".trash/scan.h5", label="purge trash")
+
+    assert kept.exists()
+
+
+def _delete_task(
+    fake: FakeGlobus, url: str, path: str, *, recursive: bool, ignore_missing: bool
+) -> dict[str, object]:
+    """Submit a delete straight through the SDK (the resource always asks for recursive and
+    ignore_missing) and return the task once it ended."""
+    client = globus_sdk.TransferClient(
+        base_url=url, authorizer=globus_sdk.AccessTokenAuthorizer(TOKEN)
+    )
+    data = globus_sdk.DeleteData(DATA, recursive=recursive, ignore_missing=ignore_missing)
+    data.add_item(path)
+    task_id = client.submit_delete(data)["task_id"]
+    while fake.tasks[task_id].status == "ACTIVE":
+        time.sleep(0.01)
+    return client.get_task(task_id).data
+
+
+def test_fake_delete_task_fails_on_a_missing_path_unless_told_to_ignore_it(
+    fake: FakeGlobus, transfer: GlobusTransferResource
+) -> None:
+    url = str(transfer.transfer_url)
+    strict = _delete_task(fake, url, "/raw/never", recursive=True, ignore_missing=False)
+    lenient = _delete_task(fake, url, "/raw/never", recursive=True, ignore_missing=True)
+
+    assert strict["status"] == "FAILED"
+    assert strict["fatal_error"]["code"] == "FILE_NOT_FOUND"
+    assert lenient["status"] == "SUCCEEDED"
+
+
+def test_fake_delete_task_removes_a_folder_only_when_recursive(
+    fake: FakeGlobus, transfer: GlobusTransferResource
+) -> None:
+    url = str(transfer.transfer_url)
+    kept = _raw(fake, "recon/slice.tif")
+
+    flat = _delete_task(fake, url, "/raw/recon", recursive=False, ignore_missing=True)
+    assert flat["status"] == "FAILED"
+    assert kept.exists()
+
+    deep = _delete_task(fake, url, "/raw/recon", recursive=True, ignore_missing=True)
+    assert deep["status"] == "SUCCEEDED"
+    assert not kept.parent.exists()
+
+
+def test_fake_delete_task_removes_a_link_and_not_what_it_points_to(
+    fake: FakeGlobus, transfer: GlobusTransferResource
+) -> None:
+    target = _raw(fake, "recon/slice.tif")
+    _landed(fake, "latest").symlink_to(target.parent)
+
+    done = _delete_task(
+        fake, str(transfer.transfer_url), "/raw/latest", recursive=True, ignore_missing=True
+    )
+
+    assert done["status"] == "SUCCEEDED"
+    assert not _landed(fake, "latest").is_symlink()
+    assert target.read_bytes() == b"scan"

@@ -4,7 +4,9 @@ local backend that copies between folders of this machine the way Globus would."
 from bl832_assets.resources.transfer.base import TransferResource
 from bl832_assets.resources.transfer.errors import (
     ChecksumMismatch,
+    ExportControlled,
     PathNotFound,
+    RenameConflict,
     TransferError,
     TransferFailed,
     UnknownEndpoint,
@@ -15,8 +17,10 @@ from bl832_assets.resources.transfer.results import TaskStatus, TransferResult
 
 __all__ = [
     "ChecksumMismatch",
+    "ExportControlled",
     "LocalTransferResource",
     "PathNotFound",
+    "RenameConflict",
     "TaskStatus",
     "TransferError",
     "TransferFailed",

@@ -10,23 +10,38 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import dagster as dg
+from pydantic import Field
 
+from bl832_assets.resources.transfer.errors import ExportControlled
 from bl832_assets.resources.transfer.results import TransferResult
 
 
 class TransferResource(dg.ConfigurableResource, ABC):
     """Copies data between named endpoints (``spot832``, ``data832_raw``, ``nersc_cfs``, …)."""
 
+    offsite: list[str] = Field(
+        default_factory=list,
+        description="Endpoint names whose storage is outside the ALS site; an export-controlled "
+        "scan is never copied to them.",
+    )
+
     @abstractmethod
     def copy(
-        self, source: str, destination: str, relative_path: str, *, label: str
+        self,
+        source: str,
+        destination: str,
+        relative_path: str,
+        *,
+        label: str,
+        export_controlled: bool,
     ) -> TransferResult:
         """Copy the file or folder (recursively) at ``relative_path`` from ``source`` to the
         same relative path on ``destination``, skipping files already identical there.
 
-        Blocks until the task ends. Raises ``TransferFailed`` when it fails, ``UnknownEndpoint``
-        or ``UnsafePath`` when the request is refused before any task exists. Files present only
-        at the destination are left alone: a copy never deletes.
+        Blocks until the task ends. Raises ``TransferFailed`` when it fails; ``UnknownEndpoint``,
+        ``UnsafePath`` or ``ExportControlled`` (an ``export_controlled`` scan to an ``offsite``
+        destination) when the request is refused before any task exists. Files present only at
+        the destination are left alone: a copy never deletes.
         """
 
     @abstractmethod
@@ -54,3 +69,28 @@ class TransferResource(dg.ConfigurableResource, ABC):
         Raises ``TransferFailed`` when the delete fails, ``UnknownEndpoint`` or ``UnsafePath``
         when it is refused before any task exists (the endpoint root itself is never deleted).
         """
+
+    @abstractmethod
+    def rename(
+        self, endpoint: str, relative_path: str, new_relative_path: str, *, label: str
+    ) -> None:
+        """Move the file or folder at ``relative_path`` to ``new_relative_path`` on the same
+        endpoint, creating missing folders above the new path. Nothing is copied, so moving a
+        scan into the endpoint's trash (``.trash/…``) is instant and can be undone by moving it
+        back, until the trash is purged.
+
+        Safe to repeat after a crash: when only the new path exists the move is already done and
+        this returns. Raises ``RenameConflict`` when both paths exist (nothing is overwritten),
+        ``PathNotFound`` when neither does, and ``UnknownEndpoint`` or ``UnsafePath`` (for
+        either path) before anything moves. ``label`` names the step that asked, in errors.
+        """
+
+    def refuse_export_controlled(
+        self, source: str, destination: str, relative_path: str, *, export_controlled: bool
+    ) -> None:
+        """Raise ``ExportControlled`` when an export-controlled scan would leave the site.
+
+        Every backend calls this before it creates a task, so the rule holds whichever backend
+        a site runs and whatever the caller decided."""
+        if export_controlled and destination in self.offsite:
+            raise ExportControlled(source, destination, relative_path)

@@ -74,3 +74,34 @@ class TransferFailed(TransferError):
             f"copy of {relative_path!r} from {source} to {destination} failed "
             f"(task {task_id}): {reason}"
         )
+
+
+class RenameConflict(TransferError):
+    """Both the path to move and its new path exist: a rename never overwrites, since what is
+    already at the new path may be the only copy of other data (an earlier scan in the trash)."""
+
+    def __init__(
+        self, endpoint: str, relative_path: str, new_relative_path: str, label: str
+    ) -> None:
+        self.endpoint = endpoint
+        self.relative_path = relative_path
+        self.new_relative_path = new_relative_path
+        super().__init__(
+            f"{label}: will not rename {endpoint}:{relative_path} to {new_relative_path}: "
+            "both exist, and a rename never overwrites"
+        )
+
+
+class ExportControlled(TransferError):
+    """A copy of an export-controlled scan to storage outside the ALS site, refused by the
+    transfer layer itself: the asset graph already keeps such scans on site, and this is the
+    second line of defence should a caller ever get that decision wrong."""
+
+    def __init__(self, source: str, destination: str, relative_path: str) -> None:
+        self.source = source
+        self.destination = destination
+        self.relative_path = relative_path
+        super().__init__(
+            f"refused to copy {relative_path!r} from {source} to {destination}: the scan is "
+            f"export controlled and {destination} stores data outside the ALS site"
+        )

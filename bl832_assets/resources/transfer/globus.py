@@ -45,6 +45,7 @@ from bl832_assets.resources.transfer.globus_tasks import (
 )
 from bl832_assets.resources.transfer.local import file_sizes, files_under, hash_files
 from bl832_assets.resources.transfer.paths import join_under_root, safe_relative_path
+from bl832_assets.resources.transfer.renaming import rename_pending
 from bl832_assets.resources.transfer.results import TaskStatus, TransferResult
 
 _LABEL_FORBIDDEN = re.compile(r"[^A-Za-z0-9 ,_-]")  # Globus refuses labels with other characters
@@ -96,9 +97,18 @@ class GlobusTransferResource(TransferResource):
         self._run_id = context.run.run_id if context.run else ""
 
     def copy(
-        self, source: str, destination: str, relative_path: str, *, label: str
+        self,
+        source: str,
+        destination: str,
+        relative_path: str,
+        *,
+        label: str,
+        export_controlled: bool,
     ) -> TransferResult:
         relative = safe_relative_path(relative_path)
+        self.refuse_export_controlled(
+            source, destination, str(relative), export_controlled=export_controlled
+        )
         scope = TaskScope(source, destination, str(relative))
         started = time.monotonic()
         try:
@@ -192,14 +202,84 @@ class GlobusTransferResource(TransferResource):
         except globus_sdk.GlobusAPIError as error:
             raise GlobusRequestRefused(f"delete of {scope.relative_path!r}", error) from None
 
+    def rename(
+        self, endpoint: str, relative_path: str, new_relative_path: str, *, label: str
+    ) -> None:
+        """A Globus rename: synchronous (no task, so nothing to label in Globus) and refused by
+        Globus when the new path's folder is missing, so missing folders are made first.
+
+        What exists decides, before the rename and again if it fails, not the error's code: the
+        SDK resends a rename whose reply was lost (502/504) and the resent one finds its source
+        gone, and Globus documents neither its rename error codes nor whether a rename onto an
+        existing file fails or replaces it (the POSIX rename below a collection replaces), so
+        the conflict is checked here. Through a mount, both paths are also checked for symbolic
+        links leading out of the endpoint; without one, the collection itself confines paths.
+        """
+        old, new = safe_relative_path(relative_path), safe_relative_path(new_relative_path)
+        collection = self._collection(endpoint)
+        if endpoint in self.mounts:
+            self._mounted(endpoint, old)
+            self._mounted(endpoint, new)
+        source, target = self._path(endpoint, old), self._path(endpoint, new)
+        try:
+            client = self._client()
+            if not self._rename_pending(client, endpoint, old, new, label):
+                return
+            self._make_folders(client, endpoint, target.parent)
+            try:
+                client.operation_rename(collection, str(source), str(target))
+            except globus_sdk.GlobusAPIError:
+                if self._rename_pending(client, endpoint, old, new, label):
+                    raise
+        except globus_sdk.GlobusAPIError as error:
+            what = f"{label}: rename of {endpoint}:{source} to {target}"
+            raise GlobusRequestRefused(what, error) from None
+
     def mkdir(self, endpoint: str, relative_path: str) -> None:
         """Create a folder (its parent must exist); an existing folder is fine."""
         path = self._path(endpoint, safe_relative_path(relative_path))
         try:
-            self._client().operation_mkdir(self._collection(endpoint), str(path))
+            self._mkdir(self._client(), endpoint, path)
+        except globus_sdk.GlobusAPIError as error:
+            raise GlobusRequestRefused(f"mkdir {endpoint}:{path}", error) from None
+
+    def _mkdir(self, client: globus_sdk.TransferClient, endpoint: str, path: PurePosixPath) -> None:
+        try:
+            client.operation_mkdir(self._collection(endpoint), str(path))
         except globus_sdk.GlobusAPIError as error:
             if error.code != "ExternalError.MkdirFailed.Exists":
-                raise GlobusRequestRefused(f"mkdir {endpoint}:{path}", error) from None
+                raise
+
+    def _make_folders(
+        self, client: globus_sdk.TransferClient, endpoint: str, folder: PurePosixPath
+    ) -> None:
+        """Create ``folder`` and its missing parents below the endpoint root. Only the missing
+        ones: Globus answers an existing folder with HTTP 502, which the SDK retries with
+        back-off before giving up, so asking for every level would be slow."""
+        root = PurePosixPath(self.roots.get(endpoint, "/"))
+        missing = []
+        while folder != root and self._entry(client, endpoint, folder) is None:
+            missing.append(folder)
+            folder = folder.parent
+        for path in reversed(missing):
+            self._mkdir(client, endpoint, path)
+
+    def _rename_pending(
+        self,
+        client: globus_sdk.TransferClient,
+        endpoint: str,
+        old: PurePosixPath,
+        new: PurePosixPath,
+        label: str,
+    ) -> bool:
+        return rename_pending(
+            endpoint,
+            str(old),
+            str(new),
+            label=label,
+            old_exists=self._entry(client, endpoint, self._path(endpoint, old)) is not None,
+            new_exists=self._entry(client, endpoint, self._path(endpoint, new)) is not None,
+        )
 
     def _written(self, task_id: str, target: PurePosixPath) -> tuple[str, ...]:
         """What the task wrote, keyed like ``checksums`` (relative to a copied folder, or the
