@@ -31,13 +31,16 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 
 
 def _transfer(settings: Settings) -> dg.ConfigurableResource:
+    offsite = [name for name, endpoint in settings.endpoints.items() if endpoint.onsite is False]
     if settings.backends.transfer == "local":
         return LocalTransferResource(
             endpoints={name: str(settings.root(name)) for name in settings.endpoints},
             database=str(settings.transfer_db),
+            offsite=offsite,
         )
     globus = settings.globus
     return GlobusTransferResource(
+        offsite=offsite,
         collections={name: str(ep.collection_id) for name, ep in settings.endpoints.items()},
         roots={name: ep.collection_path for name, ep in settings.endpoints.items()},
         mounts={name: str(ep.root) for name, ep in settings.endpoints.items() if ep.root},
