@@ -26,7 +26,13 @@ def decide(settings: Settings, *, export_control: bool) -> frozenset[dg.AssetKey
         selected.add(keys.CATALOG_RAW)
         if settings.archive is not None:
             selected.add(keys.key(settings.archive, keys.RAW_SCAN))
+    archived = (
+        {keys.ARCHIVE_TIFF, keys.ARCHIVE_ZARR}
+        if settings.archive_results is not None
+        else set()
+    )
     for facility in facilities:
+        selected |= archived
         selected |= {
             keys.key(facility, keys.RAW_SCAN),
             keys.key(facility, keys.RECON_TIFF),

@@ -8,6 +8,7 @@ import dagster as dg
 DETECTOR = "spot832"
 BEAMLINE = "data832"
 CATALOG = "catalog"
+ARCHIVE = "archive"  # the archive's results copies; its raw copy is the archive facility's
 
 RAW_SCAN = "raw_scan"
 RECON_TIFF = "recon_tiff"
@@ -30,3 +31,5 @@ BEAMLINE_TIFF = key(BEAMLINE, RECON_TIFF)
 BEAMLINE_ZARR = key(BEAMLINE, RECON_ZARR)
 CATALOG_RAW = key(CATALOG, RAW_DATASET)
 CATALOG_DERIVED = key(CATALOG, DERIVED_DATASET)
+ARCHIVE_TIFF = key(ARCHIVE, RECON_TIFF)
+ARCHIVE_ZARR = key(ARCHIVE, RECON_ZARR)

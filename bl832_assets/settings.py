@@ -551,6 +551,8 @@ class Settings(_Model):
         """Whether all storage of a location (``data832``, ``nersc``, ``catalog``) is on site."""
         if location == "catalog":
             return self.catalog.onsite
+        if location == "archive":
+            return self.archive_results is not None and self.endpoints[self.archive_results].onsite
         used = [ep for ep in self.endpoints.values() if ep.facility == _facility_of(location)]
         return bool(used) and all(ep.onsite for ep in used)
 

@@ -119,6 +119,8 @@ def test_demo_materializes_every_asset_of_the_graph(
         "data832/raw_scan",
         "data832/recon_tiff",
         "data832/recon_zarr",
+        "archive/recon_tiff",
+        "archive/recon_zarr",
         "catalog/raw_dataset",
         "catalog/derived_dataset",
     }

@@ -28,6 +28,8 @@ EVERY_ASSET = {
     "olcf/recon_zarr",
     "data832/recon_tiff",
     "data832/recon_zarr",
+    "archive/recon_tiff",
+    "archive/recon_zarr",
     "catalog/raw_dataset",
     "catalog/derived_dataset",
 }
@@ -164,7 +166,7 @@ def test_full_graph_on_postgres_storage(site: Settings, tmp_path: Path) -> None:
         name = f"20260102_{uuid.uuid4().hex[:6]}_pg"
         report = _run_one(site, instance, f"F/{name}.h5")
         assert report.succeeded, report.failures()
-        assert len(report.outcomes) == 8
+        assert len(report.outcomes) == 10  # the archive keeps its own copy of both results
         assert instance.has_dynamic_partition("scans", name)
         record = instance.get_run_by_id(report.run_id)
         assert record is not None and record.is_success

@@ -12,12 +12,16 @@ from typing import Any
 
 import dagster as dg
 
+from bl832_assets import keys
 from bl832_assets.assets.failures import retry_only_if_transient, retry_policy
-from bl832_assets.assets.records import Recorded, newest_of, require_metadata
+from bl832_assets.assets.records import Recorded, export_controlled, newest_of, require_metadata
 from bl832_assets.digests import tree_digest
 from bl832_assets.partitions import scans
 from bl832_assets.resources.transfer.base import TransferResource
 from bl832_assets.resources.transfer.errors import ChecksumUnavailable
+from bl832_assets.resources.transfer.results import TransferResult
+from bl832_assets.retention.ledger import CopyFacts, CopyLedger
+from bl832_assets.retention.resource import LedgerResource
 from bl832_assets.settings import Settings
 
 
@@ -54,18 +58,26 @@ def build_copy(
         retry_policy=retry_policy(settings),
     )
     def copy_asset(
-        context: dg.AssetExecutionContext, transfer: TransferResource
+        context: dg.AssetExecutionContext, transfer: TransferResource, ledger: LedgerResource
     ) -> dg.MaterializeResult:
         source: Recorded = newest_of(context, upstreams)
         relative = str(source.metadata["relative_path"])
+        source_endpoint = str(source.metadata["endpoint"])
+        controlled = export_controlled(context, keys.DETECTOR_RAW)
+        holder = f"copy:{context.run.run_id}:{key.to_user_string()}:{context.partition_key}"
         started = time.monotonic()
-        with retry_only_if_transient(f"copy to {destination}"):
+        with (
+            retry_only_if_transient(f"copy to {destination}"),
+            ledger.copying(holder, context.partition_key, source_endpoint, destination),
+        ):
             result = transfer.copy(
-                str(source.metadata["endpoint"]),
+                source_endpoint,
                 destination,
                 relative,
                 label=f"{key.to_user_string()} {context.partition_key}",
+                export_controlled=controlled,
             )
+            record_copy(ledger.ledger(), context, key, source, result, controlled)
         return dg.MaterializeResult(
             metadata={
                 **_location_metadata(settings, destination, relative),
@@ -106,6 +118,55 @@ def build_copy(
         return _compare_checksums(copy, reference, recorded, destination)
 
     return copy_asset, copy_matches_source
+
+
+def record_copy(
+    ledger: CopyLedger,
+    context: dg.AssetExecutionContext,
+    key: dg.AssetKey,
+    source: Recorded,
+    result: TransferResult,
+    controlled: bool,
+) -> None:
+    """Put both ends of a verified copy in the ledger: the new copy, made now, and its source,
+    first seen when its own asset was recorded. Where the destination could not be hashed
+    here (Globus, not mounted), its bytes are the source's, proven by the task's checksum
+    verification, so the source's digest stands for both."""
+    scan, dataset = context.partition_key, key.path[-1]
+    digest = tree_digest(result.sha256) if result.sha256 else None
+    files = result.files_transferred + result.files_skipped
+    seen = CopyFacts(
+        scan=scan,
+        endpoint=result.source,
+        dataset=dataset,
+        asset_key=source.asset_key.to_user_string(),
+        relative_path=result.relative_path,
+        size_bytes=result.bytes_total,
+        files=files,
+        sha256=digest,
+        made_at=source.timestamp,
+        made_by=str(source.metadata.get("run_id", "observed")),
+        export_controlled=controlled,
+    )
+    ledger.record_seen(seen)
+    if digest is None:
+        recorded = ledger.get(scan, result.source, dataset)
+        digest = recorded.sha256 if recorded else None
+    ledger.record_made(
+        CopyFacts(
+            scan=scan,
+            endpoint=result.destination,
+            dataset=dataset,
+            asset_key=key.to_user_string(),
+            relative_path=result.relative_path,
+            size_bytes=result.bytes_total,
+            files=files,
+            sha256=digest,
+            made_at=time.time(),
+            made_by=context.run.run_id,
+            export_controlled=controlled,
+        )
+    )
 
 
 def _differing(copy: Mapping[str, object], reference: Mapping[str, object]) -> list[str]:

@@ -17,6 +17,7 @@ import requests
 
 from bl832_assets.resources.catalog.scicat import CatalogUnavailable
 from bl832_assets.resources.transfer.globus_errors import GlobusRequestRefused, GlobusTaskFailed
+from bl832_assets.retention.ledger import LeaseConflict
 from bl832_assets.settings import Settings
 
 _NETWORK = (
@@ -35,7 +36,7 @@ def is_transient(error: BaseException) -> bool:
         return error.status == "INACTIVE"  # credentials or endpoint paused; resumable
     if isinstance(error, GlobusRequestRefused):
         return error.http_status is None or error.http_status == 429 or error.http_status >= 500
-    if isinstance(error, (CatalogUnavailable, *_NETWORK)):
+    if isinstance(error, (CatalogUnavailable, LeaseConflict, *_NETWORK)):
         return True
     response = getattr(error, "response", None)
     status = getattr(response, "status_code", None)

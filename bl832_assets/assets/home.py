@@ -34,4 +34,25 @@ def build_home(settings: Settings) -> list[dg.AssetsDefinition | dg.AssetChecksD
         group="results",
         kinds={"zarr"},
     )
-    return [*tiff, *zarr]
+    return [*tiff, *zarr, *_archived(settings)]
+
+
+def _archived(settings: Settings) -> list[dg.AssetsDefinition | dg.AssetChecksDefinition]:
+    """The archive's own copy of each result (upstream: NERSC CFS data_mover/8.3.2/scratch,
+    kept for ever), made from the copy at home, so that home can be pruned behind it without
+    ever holding the only copy."""
+    if settings.archive_results is None:
+        return []
+    made = []
+    for home_key, kind in ((keys.BEAMLINE_TIFF, "tiff"), (keys.BEAMLINE_ZARR, "zarr")):
+        made += build_copy(
+            settings,
+            key=keys.key(keys.ARCHIVE, home_key.path[-1]),
+            upstreams=[home_key],
+            destination=settings.archive_results,
+            description=f"The archive's copy of the results brought home ({kind}), on "
+            f"{settings.archive_results}, never pruned: beamline scratch is pruned behind it.",
+            group="results",
+            kinds={kind},
+        )
+    return made

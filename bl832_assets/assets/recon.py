@@ -6,14 +6,18 @@ become the materialization's metadata. Reconstruction options come from the site
 overridden per run from the launchpad (``ReconConfig``).
 """
 
+import time
+
 import dagster as dg
 from pydantic import Field
 
 from bl832_assets import keys
 from bl832_assets.assets.failures import retry_only_if_transient, retry_policy
-from bl832_assets.assets.records import require_metadata
+from bl832_assets.assets.records import export_controlled, require_metadata
 from bl832_assets.partitions import scans
 from bl832_assets.resources.compute.base import ComputeOutcome, ComputeResource
+from bl832_assets.retention.ledger import CopyFacts
+from bl832_assets.retention.resource import LedgerResource
 from bl832_assets.science.options import OptionsError, ReconOptions
 from bl832_assets.settings import Settings
 
@@ -45,6 +49,28 @@ class ReconConfig(dg.Config):
             raise dg.Failure(description=f"run config: {exc}", allow_retries=False) from exc
 
 
+def _record_product(context: dg.AssetExecutionContext, endpoint: str, output: str) -> None:
+    """A facility's product enters the ledger when it is made, so its scratch copy can be
+    pruned even if it never comes home; its checksum is filled in by the copy that brings it
+    home, which hashes it."""
+    ledger: LedgerResource = context.resources.ledger
+    ledger.ledger().record_seen(
+        CopyFacts(
+            scan=context.partition_key,
+            endpoint=endpoint,
+            dataset=context.asset_key.path[-1],
+            asset_key=context.asset_key.to_user_string(),
+            relative_path=output,
+            size_bytes=None,
+            files=None,
+            sha256=None,
+            made_at=time.time(),
+            made_by=context.run.run_id,
+            export_controlled=export_controlled(context, keys.DETECTOR_RAW),
+        )
+    )
+
+
 def _materialization(
     settings: Settings, endpoint: str, outcome: ComputeOutcome
 ) -> dg.MaterializeResult:
@@ -74,7 +100,7 @@ def build_recon(settings: Settings, facility: str) -> list[dg.AssetsDefinition]:
         "group_name": facility,
         "tags": {"location": facility},
         "pool": facility,
-        "required_resource_keys": {facility},
+        "required_resource_keys": {facility, "ledger"},
         "retry_policy": retry_policy(settings),
     }
 
@@ -94,6 +120,7 @@ def build_recon(settings: Settings, facility: str) -> list[dg.AssetsDefinition]:
         options = config.options(settings.recon)
         with retry_only_if_transient(f"{name} reconstruction"):
             outcome = compute(context).reconstruct(context, scan, options)
+        _record_product(context, scratch, outcome.output)
         return _materialization(settings, scratch, outcome)
 
     @dg.asset(
@@ -108,6 +135,7 @@ def build_recon(settings: Settings, facility: str) -> list[dg.AssetsDefinition]:
         tiffs = str(require_metadata(context, tiff_key)["relative_path"])
         with retry_only_if_transient(f"{name} pyramid"):
             outcome = compute(context).build_pyramid(context, tiffs)
+        _record_product(context, scratch, outcome.output)
         return _materialization(settings, scratch, outcome)
 
     return [recon_tiff, recon_zarr]

@@ -65,3 +65,13 @@ def require_metadata(
     asset_key: dg.AssetKey,
 ) -> Mapping[str, Any]:
     return newest_of(context, [asset_key]).metadata
+
+
+def export_controlled(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+    detector: dg.AssetKey,
+) -> bool:
+    """The scan's export-control flag as the detector's file declared it. A scan with no such
+    record is treated as controlled: the transfer layer then keeps it on site."""
+    record = latest_record(context.instance, detector, context.partition_key)
+    return True if record is None else bool(record.metadata.get("export_control", True))

@@ -16,6 +16,7 @@ from bl832_assets.resources.compute.nersc import NerscComputeResource
 from bl832_assets.resources.compute.slurm_script import DEFAULT_TEMPLATE
 from bl832_assets.resources.transfer.globus import GlobusTransferResource
 from bl832_assets.resources.transfer.local import LocalTransferResource
+from bl832_assets.retention.resource import LedgerResource
 from bl832_assets.settings import Settings
 
 
@@ -24,6 +25,9 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     resources: dict[str, dg.ConfigurableResource] = {
         "transfer": _transfer(settings),
         "catalog": _catalog(settings),
+        "ledger": LedgerResource(
+            url=settings.ledger_url, lease_minutes=settings.retention.lease_minutes
+        ),
     }
     for facility in settings.hpc:
         resources[facility] = _compute(settings, facility)

@@ -8,9 +8,6 @@ import dagster as dg
 from bl832_assets import keys
 from bl832_assets.settings import Settings
 
-ARCHIVE = "archive"
-"""Location of the archive's results copies (``archive/recon_tiff``, ``archive/recon_zarr``)."""
-
 
 def asset_endpoints(settings: Settings) -> dict[dg.AssetKey, str]:
     """Asset key → the endpoint holding that asset's copy of a scan."""
@@ -25,8 +22,8 @@ def asset_endpoints(settings: Settings) -> dict[dg.AssetKey, str]:
         placed[keys.key(facility, keys.RECON_TIFF)] = site.scratch
         placed[keys.key(facility, keys.RECON_ZARR)] = site.scratch
     if settings.archive_results is not None:
-        placed[keys.key(ARCHIVE, keys.RECON_TIFF)] = settings.archive_results
-        placed[keys.key(ARCHIVE, keys.RECON_ZARR)] = settings.archive_results
+        placed[keys.ARCHIVE_TIFF] = settings.archive_results
+        placed[keys.ARCHIVE_ZARR] = settings.archive_results
     return placed
 
 

@@ -25,6 +25,7 @@ from bl832_assets.resources.transfer.errors import (
 )
 from bl832_assets.resources.transfer.globus import GlobusTransferResource
 from bl832_assets.resources.transfer.globus_errors import GlobusRequestRefused, GlobusTaskFailed
+from bl832_assets.retention.resource import LedgerResource
 from bl832_assets.settings import Settings
 
 SECRET = "s3cret-never-printed"
@@ -456,7 +457,12 @@ def _run(
         kinds={"globus"},
     )
     defs = dg.Definitions(
-        assets=[_detector_scan, copy], asset_checks=[check], resources={"transfer": transfer}
+        assets=[_detector_scan, copy],
+        asset_checks=[check],
+        resources={
+            "transfer": transfer,
+            "ledger": LedgerResource(url=f"sqlite:///{tmp_path / 'copies.sqlite'}"),
+        },
     )
     job = defs.resolve_implicit_global_asset_job_def()
     if only_check:

@@ -50,7 +50,9 @@ def test_copies_a_file_and_reports_its_sha256(transfer: LocalTransferResource) -
     data = os.urandom(100_000)
     write(root(transfer, "spot832") / SCAN, data)
 
-    result = transfer.copy("spot832", "data832_raw", SCAN, label="raw 20230606")
+    result = transfer.copy(
+        "spot832", "data832_raw", SCAN, label="raw 20230606", export_controlled=False
+    )
 
     assert (root(transfer, "data832_raw") / SCAN).read_bytes() == data
     name = Path(SCAN).name
@@ -67,7 +69,9 @@ def test_copies_a_folder_recursively_with_a_checksum_per_file(
     contents = recon_folder(transfer, "nersc_cfs")
     relative = f"{FOLDER}/recstem"
 
-    result = transfer.copy("nersc_cfs", "data832_raw", relative, label="tiff home")
+    result = transfer.copy(
+        "nersc_cfs", "data832_raw", relative, label="tiff home", export_controlled=False
+    )
 
     expected = {name: sha256(data) for name, data in sorted(contents.items())}
     assert result.sha256 == expected
@@ -80,9 +84,13 @@ def test_copies_a_folder_recursively_with_a_checksum_per_file(
 def test_second_copy_skips_files_already_identical(transfer: LocalTransferResource) -> None:
     recon_folder(transfer, "nersc_cfs")
     relative = f"{FOLDER}/recstem"
-    first = transfer.copy("nersc_cfs", "data832_raw", relative, label="first")
+    first = transfer.copy(
+        "nersc_cfs", "data832_raw", relative, label="first", export_controlled=False
+    )
 
-    again = transfer.copy("nersc_cfs", "data832_raw", relative, label="again")
+    again = transfer.copy(
+        "nersc_cfs", "data832_raw", relative, label="again", export_controlled=False
+    )
 
     assert (again.files_transferred, again.files_skipped) == (0, 3)
     assert again.bytes_transferred == 0
@@ -95,10 +103,10 @@ def test_a_changed_source_of_the_same_size_is_copied_again(
     transfer: LocalTransferResource,
 ) -> None:
     source = write(root(transfer, "spot832") / SCAN, b"a" * 1000)
-    transfer.copy("spot832", "data832_raw", SCAN, label="first")
+    transfer.copy("spot832", "data832_raw", SCAN, label="first", export_controlled=False)
     source.write_bytes(b"b" * 1000)
 
-    result = transfer.copy("spot832", "data832_raw", SCAN, label="second")
+    result = transfer.copy("spot832", "data832_raw", SCAN, label="second", export_controlled=False)
 
     assert result.files_transferred == 1
     assert (root(transfer, "data832_raw") / SCAN).read_bytes() == b"b" * 1000
@@ -108,14 +116,14 @@ def test_corrupted_copy_is_detected_by_checksums_and_repaired_by_the_next_copy(
     transfer: LocalTransferResource,
 ) -> None:
     write(root(transfer, "spot832") / SCAN, os.urandom(50_000))
-    transfer.copy("spot832", "data832_raw", SCAN, label="first")
+    transfer.copy("spot832", "data832_raw", SCAN, label="first", export_controlled=False)
     copy = root(transfer, "data832_raw") / SCAN
     corrupted = bytearray(copy.read_bytes())
     corrupted[12_345] ^= 0x01
     copy.write_bytes(corrupted)
 
     assert transfer.checksums("data832_raw", SCAN) != transfer.checksums("spot832", SCAN)
-    repair = transfer.copy("spot832", "data832_raw", SCAN, label="repair")
+    repair = transfer.copy("spot832", "data832_raw", SCAN, label="repair", export_controlled=False)
 
     assert (repair.files_transferred, repair.files_skipped) == (1, 0)
     assert transfer.checksums("data832_raw", SCAN) == transfer.checksums("spot832", SCAN)
@@ -125,7 +133,7 @@ def test_missing_source_fails_the_task_and_leaves_nothing_at_the_destination(
     transfer: LocalTransferResource,
 ) -> None:
     with pytest.raises(TransferFailed) as failed:
-        transfer.copy("spot832", "data832_raw", SCAN, label="missing")
+        transfer.copy("spot832", "data832_raw", SCAN, label="missing", export_controlled=False)
 
     error = failed.value
     assert error.relative_path == SCAN
@@ -147,7 +155,9 @@ def test_a_failure_part_way_through_a_folder_leaves_no_temporary_file(
     (root(transfer, "data832_raw") / relative / "stem_00001.tiff").mkdir(parents=True)
 
     with pytest.raises(TransferFailed) as failed:
-        transfer.copy("nersc_cfs", "data832_raw", relative, label="blocked")
+        transfer.copy(
+            "nersc_cfs", "data832_raw", relative, label="blocked", export_controlled=False
+        )
 
     assert "stem_00001.tiff" in failed.value.reason
     left = files_in(root(transfer, "data832_raw"))
@@ -164,7 +174,9 @@ def test_refuses_paths_that_could_leave_the_endpoint_root(
     transfer: LocalTransferResource, relative_path: str
 ) -> None:
     with pytest.raises(UnsafePath):
-        transfer.copy("spot832", "data832_raw", relative_path, label="escape")
+        transfer.copy(
+            "spot832", "data832_raw", relative_path, label="escape", export_controlled=False
+        )
     with pytest.raises(UnsafePath):
         transfer.checksums("spot832", relative_path)
     assert task_count(transfer) == 0
@@ -177,14 +189,16 @@ def test_refuses_a_symbolic_link_leading_out_of_the_root(
     (root(transfer, "spot832") / "link").symlink_to(tmp_path / "secret")
 
     with pytest.raises(UnsafePath, match="symbolic link"):
-        transfer.copy("spot832", "data832_raw", "link/key.h5", label="escape")
+        transfer.copy(
+            "spot832", "data832_raw", "link/key.h5", label="escape", export_controlled=False
+        )
 
 
 def test_unknown_endpoint_is_refused_before_any_task(transfer: LocalTransferResource) -> None:
     write(root(transfer, "spot832") / SCAN, b"x")
 
     with pytest.raises(UnknownEndpoint, match="alcf_raw"):
-        transfer.copy("spot832", "alcf_raw", SCAN, label="nowhere")
+        transfer.copy("spot832", "alcf_raw", SCAN, label="nowhere", export_controlled=False)
     assert task_count(transfer) == 0
 
 
@@ -193,7 +207,9 @@ def test_task_row_records_a_successful_copy_with_its_counts(
 ) -> None:
     contents = recon_folder(transfer, "nersc_cfs")
 
-    result = transfer.copy("nersc_cfs", "data832_raw", f"{FOLDER}/recstem", label="tiff home")
+    result = transfer.copy(
+        "nersc_cfs", "data832_raw", f"{FOLDER}/recstem", label="tiff home", export_controlled=False
+    )
 
     task = TaskLog(transfer.database).get(result.task_id)
     assert task is not None
@@ -211,7 +227,7 @@ def test_files_only_at_the_destination_are_kept(transfer: LocalTransferResource)
     relative = f"{FOLDER}/recstem"
     extra = write(root(transfer, "data832_raw") / relative / "stem_09999.tiff", b"older run")
 
-    transfer.copy("nersc_cfs", "data832_raw", relative, label="tiff home")
+    transfer.copy("nersc_cfs", "data832_raw", relative, label="tiff home", export_controlled=False)
 
     assert extra.read_bytes() == b"older run"
     assert "stem_09999.tiff" in transfer.checksums("data832_raw", relative)
@@ -224,7 +240,9 @@ def test_temporary_files_of_copies_in_flight_are_not_data(
     relative = f"{FOLDER}/recstem"
     write(root(transfer, "nersc_cfs") / relative / ".stem_00002.tiff.partial-123", b"half")
 
-    result = transfer.copy("nersc_cfs", "data832_raw", relative, label="tiff home")
+    result = transfer.copy(
+        "nersc_cfs", "data832_raw", relative, label="tiff home", export_controlled=False
+    )
 
     assert not [name for name in result.sha256 if "partial" in name]
     assert not [name for name in transfer.checksums("nersc_cfs", relative) if "partial" in name]
@@ -234,7 +252,7 @@ def test_copy_keeps_the_source_modification_time(transfer: LocalTransferResource
     source = write(root(transfer, "spot832") / SCAN, b"scan")
     os.utime(source, (1_686_064_284, 1_686_064_284))
 
-    transfer.copy("spot832", "data832_raw", SCAN, label="raw")
+    transfer.copy("spot832", "data832_raw", SCAN, label="raw", export_controlled=False)
 
     assert (root(transfer, "data832_raw") / SCAN).stat().st_mtime == 1_686_064_284
 
@@ -252,7 +270,9 @@ def test_runs_as_the_transfer_resource_of_an_asset(transfer: LocalTransferResour
 
     @dg.asset
     def raw_scan_copy(transfer: TransferResource) -> dg.MaterializeResult:
-        result = transfer.copy("spot832", "data832_raw", SCAN, label="asset")
+        result = transfer.copy(
+            "spot832", "data832_raw", SCAN, label="asset", export_controlled=False
+        )
         return dg.MaterializeResult(metadata={"task_id": result.task_id})
 
     assert dg.materialize([raw_scan_copy], resources={"transfer": transfer}).success

@@ -1,0 +1,116 @@
+"""One prune job and schedule per pruned location, and what runs them.
+
+The schedule only starts the job: enumerating and verifying due copies can take longer than
+the 60 s a schedule evaluation may, so it all happens inside the run. Runs carry the tag
+``bl832/prune_location``, which the instance limits to one run per value (dagster.yaml), and
+the ledger's claims stop two prunes that bypass the queue (``bl832 prune`` beside the daemon)
+from deleting the same copy twice.
+"""
+
+
+from collections import Counter
+
+import dagster as dg
+from pydantic import Field
+
+from bl832_assets.retention.audit import AuditLog
+from bl832_assets.retention.measure import Measurer
+from bl832_assets.retention.plan import Action
+from bl832_assets.retention.prune import Outcome, Pruner
+from bl832_assets.retention.resource import LedgerResource
+from bl832_assets.settings import Settings
+
+PRUNE_TAG = "bl832/prune_location"
+
+
+class PruneConfig(dg.Config):
+    dry_run: bool = Field(
+        default=False, description="Decide and verify, but move, delete and record nothing."
+    )
+
+
+def prune_job_name(endpoint: str) -> str:
+    return f"prune_{endpoint}"
+
+
+def build_prune_jobs(
+    settings: Settings,
+) -> tuple[list[dg.JobDefinition], list[dg.ScheduleDefinition]]:
+    jobs = [_prune_job(settings, endpoint) for endpoint in settings.retention_days]
+    schedules = [
+        dg.ScheduleDefinition(
+            name=f"{job.name}_schedule",
+            job=job,
+            cron_schedule=settings.retention.prune_cron,
+            default_status=dg.DefaultScheduleStatus.RUNNING,
+            description=f"Prunes copies on {job.name.removeprefix('prune_')} that are past "
+            "their retention, behind verified copies.",
+        )
+        for job in jobs
+    ]
+    return jobs, schedules
+
+
+def _prune_job(settings: Settings, endpoint: str) -> dg.JobDefinition:
+    days = settings.retention_days[endpoint]
+    facilities = sorted({ep.facility for ep in settings.endpoints.values()} & set(settings.hpc))
+
+    @dg.op(
+        name=f"prune_{endpoint}_copies",
+        required_resource_keys={"transfer", "catalog", "ledger", *facilities},
+        description=f"Moves copies older than {days:g} days on {endpoint} into its trash, each "
+        "only behind a copy verified now; purges trash past its grace period.",
+        out=dg.Out(list),
+    )
+    def prune(context: dg.OpExecutionContext, config: PruneConfig) -> list[dict[str, object]]:
+        outcomes = run_prune(context, settings, endpoint, dry_run=config.dry_run)
+        freed = sum(o.size_bytes or 0 for o in outcomes if o.action is Action.DELETE)
+        counts = Counter(o.action.value for o in outcomes)
+        context.add_output_metadata(
+            {
+                "location": endpoint,
+                "dry_run": config.dry_run,
+                "deleted": counts["delete"],
+                "kept": counts["keep"],
+                "refused": counts["refuse"],
+                "bytes_freed": freed,
+            }
+        )
+        for o in outcomes:
+            if o.action is not Action.KEEP:
+                context.log.info(o.line())
+        return [o.__dict__ for o in outcomes]
+
+    @dg.job(
+        name=prune_job_name(endpoint),
+        tags={PRUNE_TAG: endpoint},
+        description=f"Retention of {endpoint}: {days:g} days, behind verified copies.",
+    )
+    def prune_job() -> None:
+        prune()
+
+    return prune_job
+
+
+def run_prune(
+    context: dg.OpExecutionContext, settings: Settings, endpoint: str, *, dry_run: bool
+) -> list[Outcome]:
+    resources = context.resources
+    ledger: LedgerResource = resources.ledger
+    measurer = Measurer(
+        settings=settings,
+        transfer=resources.transfer,
+        computes={f: getattr(resources, f) for f in settings.hpc if hasattr(resources, f)},
+        context=context,
+    )
+    pruner = Pruner(
+        settings=settings,
+        ledger=ledger.ledger(),
+        audit=AuditLog(settings.audit_log),
+        measurer=measurer,
+        catalog=resources.catalog,
+        run_id=context.run_id,
+        report=context.log_event,
+        dry_run=dry_run,
+    )
+    return pruner.prune(endpoint)
