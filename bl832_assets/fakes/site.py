@@ -37,6 +37,7 @@ NERSC_PATHS = {
     "/global/cfs/cdirs/als/data_mover/8.3.2/raw": "nersc/cfs",
     "/pscratch/sd/a/alsdev/8.3.2/scratch": "nersc/pscratch",
     "/pscratch/sd/a/alsdev/8.3.2/jobs": "nersc/jobs",
+    "/global/cfs/cdirs/als/data_mover/8.3.2/scratch": "nersc/cfs_results",
 }
 """What NERSC jobs see → the site folder the SF API fake maps it to."""
 

@@ -78,6 +78,11 @@ def _compute(settings: Settings, facility: str) -> dg.ConfigurableResource:
             raw_root=str(settings.root(site.raw)),
             scratch_root=str(settings.root(site.scratch)),
             jobs_root=str(settings.jobs_dir),
+            endpoint_roots={
+                name: str(settings.root(name))
+                for name, endpoint in settings.endpoints.items()
+                if endpoint.facility == facility and settings.visible(name)
+            },
         )
     if backend == "sfapi":
         nersc = settings.nersc
@@ -89,6 +94,10 @@ def _compute(settings: Settings, facility: str) -> dg.ConfigurableResource:
                 "secret": dg.EnvVar(nersc.secret_env),
             }
         )
+        roots = {site.raw: nersc.raw_root, site.scratch: nersc.scratch_root}
+        results = settings.archive_results  # the endpoint keeping results long-term
+        if results is not None and settings.endpoints[results].facility == facility:
+            roots[results] = nersc.results_root
         return NerscComputeResource(
             **credentials,
             **nersc.model_dump(
@@ -101,6 +110,7 @@ def _compute(settings: Settings, facility: str) -> dg.ConfigurableResource:
                 }
             ),
             script_template=nersc.script_template or DEFAULT_TEMPLATE,
+            endpoint_roots=roots,
         )
     endpoint = settings.globus_compute[facility]
     globus = settings.globus
@@ -111,4 +121,5 @@ def _compute(settings: Settings, facility: str) -> dg.ConfigurableResource:
         client_secret=dg.EnvVar(globus.client_secret_env),
         auth_url=globus.auth_url or "",
         compute_url=globus.compute_url or "",
+        endpoint_roots={site.raw: endpoint.raw_root, site.scratch: endpoint.scratch_root},
     )

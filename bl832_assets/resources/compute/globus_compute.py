@@ -12,6 +12,9 @@ that becomes the asset's metadata.
 
 A retried step re-attaches to the task it already submitted (``job_records``), so a lost
 connection while waiting never runs the payload twice.
+
+Hashing runs ``bl832 hash`` through the same function: its one JSON line is the answer, and
+exit code and walltime are judged as for a reconstruction.
 """
 
 from __future__ import annotations
@@ -32,9 +35,21 @@ from globus_compute_sdk.serialize import AllCodeStrategies
 from globus_sdk.scopes import ComputeScopes
 from pydantic import Field
 
-from bl832_assets.resources.compute.base import ComputeFailed, ComputeOutcome, ComputeResource
+from bl832_assets.resources.compute.base import (
+    ComputeFailed,
+    ComputeOutcome,
+    ComputeResource,
+    RemoteChecksums,
+    StepContext,
+)
 from bl832_assets.resources.compute.globus_compute_function import run_payload
-from bl832_assets.resources.compute.job_records import record_job, record_key, recorded_job
+from bl832_assets.resources.compute.job_records import (
+    forget_job,
+    record_job,
+    record_key,
+    recorded_job,
+)
+from bl832_assets.resources.compute.remote_hashing import hash_step, job_path, read_answer
 from bl832_assets.science.options import ReconOptions
 
 
@@ -106,10 +121,21 @@ class GlobusComputeResource(ComputeResource):
     def _run(
         self, context: dg.AssetExecutionContext, step: str, args: list[str], output: str
     ) -> ComputeOutcome:
-        description = f"{self.facility} {step}"
         started = time.monotonic()
-        command = [*shlex.split(self.payload), step, *args]
-        key = record_key(context, self.facility, step)
+        task_id, result = self._task(
+            context,
+            record_key(context, self.facility, step),
+            f"{self.facility} {step}",
+            [*shlex.split(self.payload), step, *args],
+            str(PurePosixPath(self.scratch_root) / output),
+        )
+        return ComputeOutcome(task_id, output, _reported(result), time.monotonic() - started)
+
+    def _task(
+        self, context: StepContext, key: str, description: str, command: list[str], output: str
+    ) -> tuple[str, dict]:
+        """Run ``command`` in a task (or re-attach to the one recorded under ``key``) and
+        return the task id and the function's result once the payload exited well."""
         task_id = recorded_job(context, key)
         try:
             client = self._client()
@@ -118,7 +144,7 @@ class GlobusComputeResource(ComputeResource):
                 task_id = client.run(
                     command,
                     self.environment_setup,
-                    str(PurePosixPath(self.scratch_root) / output),
+                    output,
                     self.timeout_seconds,
                     endpoint_id=self.endpoint_id,
                     function_id=function_id,
@@ -127,7 +153,7 @@ class GlobusComputeResource(ComputeResource):
                 context.log.info(f"{description}: Globus Compute task {task_id}")
             else:
                 context.log.info(f"{description}: re-attached to Globus Compute task {task_id}")
-            result = self._wait(client, task_id, f"{description} task {task_id}")
+            return task_id, self._wait(client, task_id, f"{description} task {task_id}")
         except globus_sdk.GlobusAPIError as error:
             raise ComputeFailed(
                 description=f"{description}: Globus Compute answered {error.http_status}: "
@@ -138,7 +164,6 @@ class GlobusComputeResource(ComputeResource):
             raise ComputeFailed(
                 description=f"{description}: Globus Compute unreachable: {error}"
             ) from error
-        return ComputeOutcome(task_id, output, _reported(result), time.monotonic() - started)
 
     def _wait(self, client: Client, task_id: str, description: str) -> dict:
         """Poll until the task ends; a failed exit code or walltime is a failure here."""
@@ -191,6 +216,17 @@ class GlobusComputeResource(ComputeResource):
         return self._run(
             context, "pyramid", [str(scratch / tiff_folder), str(scratch / output)], output
         )
+
+    def checksums(self, context: StepContext, endpoint: str, relative_path: str) -> RemoteChecksums:
+        """A retried step re-attaches to its hash task; once read, the record is forgotten, so
+        hashing the same path again later in the step measures it again."""
+        target = job_path(self.endpoint_roots, endpoint, relative_path)
+        key = record_key(context, self.facility, hash_step(endpoint, relative_path))
+        command = [*shlex.split(self.payload), "hash", str(target)]
+        task_id, result = self._task(context, key, f"{self.facility} hash", command, "")
+        forget_job(context, key)
+        how = f"sha256 by {self.facility} Globus Compute task {task_id} on {result['host']}"
+        return read_answer(str(result["metadata_line"]), task_id, how)
 
 
 def _reported(result: Mapping[str, object]) -> dict[str, dg.MetadataValue]:

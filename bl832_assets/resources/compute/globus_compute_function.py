@@ -18,7 +18,8 @@ def run_payload(
     walltime_seconds: float,
     stderr_lines: int = 20,
 ) -> dict:
-    """Run ``command`` after ``environment_setup`` (shell lines, e.g. ``module load ...``).
+    """Run ``command`` after ``environment_setup`` (shell lines, e.g. ``module load ...``);
+    ``output`` is the folder whose listing comes back (empty for none).
 
     The service has no way to cancel a running task, so the walltime is enforced here: past
     it the payload's whole process group is killed and ``timed_out`` is set.

@@ -1,5 +1,6 @@
 """The embedded facility: the payload runs as a process on this machine, exactly the command a
-Slurm job or a Globus Compute function runs at a real facility."""
+Slurm job or a Globus Compute function runs at a real facility (``bl832 hash`` included, so
+checksums are measured by the same code as at a facility, not by the orchestrator's)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,20 @@ from pathlib import Path, PurePosixPath
 import dagster as dg
 from pydantic import Field
 
-from bl832_assets.resources.compute.base import ComputeOutcome, ComputeResource
-from bl832_assets.resources.compute.subprocess_pipes import ProcessPipesClient
+from bl832_assets.resources.compute.base import (
+    ComputeOutcome,
+    ComputeResource,
+    RemoteChecksums,
+    StepContext,
+)
+from bl832_assets.resources.compute.remote_hashing import job_path, read_answer
+from bl832_assets.resources.compute.subprocess_pipes import ProcessPipesClient, run_logged
 from bl832_assets.science.options import ReconOptions
 
 
 class LocalComputeResource(ComputeResource):
-    """Runs ``bl832 recon`` and ``bl832 pyramid`` as local processes through Dagster Pipes."""
+    """Runs ``bl832 recon`` and ``bl832 pyramid`` as local processes through Dagster Pipes,
+    and ``bl832 hash`` as a local process whose printed answer is read from its log."""
 
     facility: str = Field(description="Facility this stands in for (nersc, alcf, olcf).")
     raw_root: str = Field(description="Folder holding the facility's raw scan copies.")
@@ -57,3 +65,15 @@ class LocalComputeResource(ComputeResource):
         return self._run(
             context, "pyramid", [str(source), str(Path(self.scratch_root) / output)], output
         )
+
+    def checksums(self, context: StepContext, endpoint: str, relative_path: str) -> RemoteChecksums:
+        target = job_path(self.endpoint_roots, endpoint, relative_path)
+        job_id = f"hash-{uuid.uuid4().hex[:12]}"
+        description = f"{self.facility} hash job {job_id}"
+        stdout = run_logged(
+            context,
+            [self.python, "-m", "bl832_assets", "hash", str(target)],
+            Path(self.jobs_root) / self.facility / job_id,
+            description,
+        )
+        return read_answer(stdout.read_text(), job_id, f"sha256 by {description}")

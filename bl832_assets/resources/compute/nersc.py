@@ -3,6 +3,9 @@
 A step submits once: the job id goes into the run's tags before the step waits, so a retried
 step (after a crash, a lost connection, a killed worker) finds it and waits for that job again
 instead of reconstructing the scan twice. Cancelling the Dagster run cancels the job.
+
+Hashing is a job too (``bl832 hash``, the only code that can read CFS and pscratch): its
+answer is the last line of the job's stdout, downloaded through the SF API when it ends.
 """
 
 from __future__ import annotations
@@ -22,10 +25,22 @@ from sfapi_client import Client
 from sfapi_client.compute import Compute, Machine
 from sfapi_client.jobs import TERMINAL_STATES, JobSqueue, JobState
 
-from bl832_assets.resources.compute.base import ComputeFailed, ComputeOutcome, ComputeResource
-from bl832_assets.resources.compute.job_records import record_job, record_key, recorded_job
+from bl832_assets.resources.compute.base import (
+    ComputeFailed,
+    ComputeOutcome,
+    ComputeResource,
+    RemoteChecksums,
+    StepContext,
+)
+from bl832_assets.resources.compute.job_records import (
+    forget_job,
+    record_job,
+    record_key,
+    recorded_job,
+)
+from bl832_assets.resources.compute.remote_hashing import hash_step, job_path, read_answer
 from bl832_assets.resources.compute.sfapi_pipes import DownloadedMessageReader
-from bl832_assets.resources.compute.slurm_script import DEFAULT_TEMPLATE, render
+from bl832_assets.resources.compute.slurm_script import DEFAULT_TEMPLATE, render, volume_options
 from bl832_assets.science.options import ReconOptions
 
 STDERR_TAIL_LINES = 20
@@ -57,7 +72,8 @@ class JobRecord:
 
 
 class NerscComputeResource(ComputeResource):
-    """Runs ``bl832 recon`` and ``bl832 pyramid`` as Slurm jobs on a NERSC machine."""
+    """Runs ``bl832 recon``, ``bl832 pyramid`` and ``bl832 hash`` as Slurm jobs on a NERSC
+    machine."""
 
     client_id: str = Field(default="", description="Superfacility API client id.")
     secret: str = Field(
@@ -89,7 +105,8 @@ class NerscComputeResource(ComputeResource):
     script_template: str = Field(
         default=DEFAULT_TEMPLATE,
         description="Batch script with $placeholders (see slurm_script); it must cd to "
-        "$jobs_root and send stderr to $jobs_root/$tag-%j.err, where failures are read from.",
+        "$jobs_root and send stderr to $jobs_root/$tag-%j.err, where failures are read from, "
+        "and stdout to $jobs_root/$tag-%j.out, where a hash job's answer is read from.",
     )
     poll_seconds: float = Field(default=15.0, description="Seconds between job state checks.")
 
@@ -110,6 +127,27 @@ class NerscComputeResource(ComputeResource):
         output = f"{tiff_folder}.zarr"
         target = PurePosixPath(self.scratch_root) / output
         return self._run(context, "pyramid", [str(source), str(target)], output)
+
+    def checksums(self, context: StepContext, endpoint: str, relative_path: str) -> RemoteChecksums:
+        """A retried step re-attaches to its hash job still in flight; once read, the record is
+        forgotten, so hashing the same path again later in the step measures it again."""
+        target = job_path(self.endpoint_roots, endpoint, relative_path)
+        key = record_key(context, "nersc", hash_step(endpoint, relative_path))
+        recorded = recorded_job(context, key)
+        record = JobRecord(*recorded.split(":")) if recorded else None
+        with self.client() as compute:
+            if record is None:
+                tag = f"hash-{uuid.uuid4().hex[:12]}"
+                script = self._script("hash", tag, [str(target)], {})
+                record = _submit_and_record(context, compute, script, key, tag)
+            else:
+                context.log.info(f"NERSC hash: re-attached to Slurm job {record.jobid}")
+            state = self._wait(JobSqueue(jobid=record.jobid, compute=compute), None)
+            if state != JobState.COMPLETED:
+                raise self._failure(compute, "hash", record, state)
+            stdout = _download(compute, f"{self.jobs_root}/{record.tag}-{record.jobid}.out")
+        forget_job(context, key)
+        return read_answer(stdout or "", record.jobid, f"sha256 by NERSC job {record.jobid}")
 
     # -- one job ------------------------------------------------------------------------------
 
@@ -174,14 +212,19 @@ class NerscComputeResource(ComputeResource):
             raw_root=self.raw_root,
             scratch_root=self.scratch_root,
             jobs_root=self.jobs_root,
+            volumes=volume_options(
+                [self.raw_root, self.scratch_root, self.jobs_root, *self.endpoint_roots.values()]
+            ),
         )
 
-    def _wait(self, job: JobSqueue, reader: DownloadedMessageReader) -> JobState:
-        """Poll until the job ends, relaying Pipes messages; a cancelled run cancels the job."""
+    def _wait(self, job: JobSqueue, reader: DownloadedMessageReader | None) -> JobState:
+        """Poll until the job ends, relaying Pipes messages if there is a ``reader``; a
+        cancelled run cancels the job."""
         try:
             while True:
                 job.update()
-                reader.pull()
+                if reader is not None:
+                    reader.pull()
                 if job.state in TERMINAL_STATES:
                     return job.state
                 time.sleep(self.poll_seconds)
@@ -204,7 +247,7 @@ class NerscComputeResource(ComputeResource):
 
 
 def _submit_and_record(
-    context: dg.AssetExecutionContext, compute: Compute, script: str, key: str, tag: str
+    context: StepContext, compute: Compute, script: str, key: str, tag: str
 ) -> JobRecord:
     """Submit, then record the job id before anything can fail (see ``job_records``)."""
     job = compute.submit_job(script)

@@ -3,13 +3,15 @@
 The template is plain text with ``$name`` placeholders (``string.Template``), so an operator can
 change account, QoS, constraint or the container line without touching code; placeholders it
 does not know (``$HOME``, ``$SLURM_JOB_ID``) are left for bash. A job runs in ``$jobs_root``:
-the payload writes its Pipes messages there under a relative name.
+the payload writes its Pipes messages there under a relative name. ``$volumes`` mounts every
+folder a job may touch (raw, scratch, jobs and every endpoint root the facility can hash) at
+the same path inside the container, so a path means the same inside and out.
 """
 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from string import Template
 
 DEFAULT_TEMPLATE = """#!/bin/bash
@@ -25,14 +27,18 @@ set -euo pipefail
 cd $jobs_root
 $pipes_env
 podman-hpc run --rm -e DAGSTER_PIPES_CONTEXT -e DAGSTER_PIPES_MESSAGES \\
-  --volume $raw_root:$raw_root --volume $scratch_root:$scratch_root --workdir $jobs_root \\
-  $image $command
+  $volumes --workdir $jobs_root $image $command
 """
 
 
 def export_lines(env: Mapping[str, str]) -> str:
     """``export`` lines that hand the Dagster Pipes bootstrap variables to the payload."""
     return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in env.items())
+
+
+def volume_options(folders: Iterable[str]) -> str:
+    """``--volume`` options mounting each folder at its own path, each once."""
+    return " ".join(f"--volume {shlex.quote(f)}:{shlex.quote(f)}" for f in sorted(set(folders)))
 
 
 def render(template: str, *, command: Sequence[str], env: Mapping[str, str], **values: str) -> str:

@@ -2,7 +2,8 @@
 
 Dagster's ``PipesSubprocessClient`` reports only an exit code on failure; an operator needs the
 reason, so this client keeps stdout and stderr in the job folder (as Slurm would) and puts the
-tail of stderr into the failure.
+tail of stderr into the failure. ``run_logged`` is that process handling without Pipes, for a
+payload whose answer is what it prints (``bl832 hash``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from bl832_assets.resources.compute.base import ComputeFailed
+from bl832_assets.resources.compute.base import ComputeFailed, StepContext
 
 STDERR_TAIL_LINES = 20
 
@@ -22,6 +23,37 @@ STDERR_TAIL_LINES = 20
 def _tail(path: Path, lines: int) -> str:
     text = path.read_text(errors="replace") if path.exists() else ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+def run_logged(
+    context: StepContext,
+    command: Sequence[str],
+    job_dir: Path,
+    description: str,
+    env: Mapping[str, str] | None = None,
+) -> Path:
+    """Run ``command`` in ``job_dir`` with its output kept there, as a batch job's would be;
+    a non-zero exit is a ``ComputeFailed`` carrying the stderr tail. Returns the stdout log."""
+    job_dir.mkdir(parents=True, exist_ok=True)
+    stdout_path, stderr_path = job_dir / "stdout.log", job_dir / "stderr.log"
+    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+        process = subprocess.Popen(
+            list(command), env={**os.environ, **(env or {})}, stdout=out, stderr=err, cwd=job_dir
+        )
+        context.log.info(f"{description}: started process {process.pid} in {job_dir}")
+        returncode = process.wait()
+    if returncode != 0:
+        tail = _tail(stderr_path, STDERR_TAIL_LINES)
+        raise ComputeFailed(
+            description=f"{description} exited with code {returncode}:\n{tail}",
+            metadata={
+                "exit_code": returncode,
+                "stderr_tail": dg.MetadataValue.text(tail),
+                "stderr_log": dg.MetadataValue.path(str(stderr_path)),
+            },
+            allow_retries=False,
+        )
+    return stdout_path
 
 
 class ProcessPipesClient(dg.PipesClient):
@@ -37,30 +69,17 @@ class ProcessPipesClient(dg.PipesClient):
         env: Mapping[str, str] | None = None,
         extras: Mapping[str, object] | None = None,
     ) -> dg.PipesClientCompletedInvocation:
-        job_dir.mkdir(parents=True, exist_ok=True)
-        stdout_path, stderr_path = job_dir / "stdout.log", job_dir / "stderr.log"
         with dg.open_pipes_session(
             context=context,
             context_injector=dg.PipesTempFileContextInjector(),
             message_reader=dg.PipesTempFileMessageReader(),
             extras=extras,
         ) as session:
-            full_env = {**os.environ, **(env or {}), **session.get_bootstrap_env_vars()}
-            with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
-                process = subprocess.Popen(
-                    list(command), env=full_env, stdout=out, stderr=err, cwd=job_dir
-                )
-                context.log.info(f"{description}: started process {process.pid} in {job_dir}")
-                returncode = process.wait()
-            if returncode != 0:
-                tail = _tail(stderr_path, STDERR_TAIL_LINES)
-                raise ComputeFailed(
-                    description=f"{description} exited with code {returncode}:\n{tail}",
-                    metadata={
-                        "exit_code": returncode,
-                        "stderr_tail": dg.MetadataValue.text(tail),
-                        "stderr_log": dg.MetadataValue.path(str(stderr_path)),
-                    },
-                    allow_retries=False,
-                )
+            run_logged(
+                context,
+                command,
+                job_dir,
+                description,
+                {**(env or {}), **session.get_bootstrap_env_vars()},
+            )
         return dg.PipesClientCompletedInvocation(session)
