@@ -18,6 +18,7 @@ import sfapi_client._sync.jobs
 from bl832_assets.fakes.site import FakeSite, running_fakes
 from bl832_assets.resources.compute.base import ComputeFailed, ComputeResource, RemoteChecksums
 from bl832_assets.resources.compute.nersc import NerscComputeResource, SlurmJobFailed
+from bl832_assets.resources.compute.slurm_script import DEFAULT_TEMPLATE
 from bl832_assets.resources.transfer import UnknownEndpoint, UnsafePath
 from bl832_assets.resources.wiring import build_resources
 from bl832_assets.settings import DEFAULT_LAYOUT, Settings
@@ -204,3 +205,20 @@ def test_a_path_that_could_leave_the_root_is_refused_before_any_job(
         in_an_op(settings, facility, lambda c, r: r.checksums(c, endpoint, "../jobs"))
 
     assert (len(fakes.sfapi.submissions), len(fakes.compute.tasks)) == (jobs, tasks)
+
+
+def test_the_default_nersc_script_mounts_every_root_a_hash_job_may_read(
+    settings: Settings,
+) -> None:
+    """In production the payload runs in a container: a root it is not given is not there."""
+    wired = build_resources(settings)["nersc"]
+    assert isinstance(wired, NerscComputeResource)
+    nersc = wired.model_copy(update={"script_template": DEFAULT_TEMPLATE})
+    results = "/global/cfs/cdirs/als/data_mover/8.3.2/scratch"
+    assert nersc.endpoint_roots["nersc_cfs_results"] == results
+
+    script = nersc._script("hash", "hash-1", [f"{results}/p/rec_x"], {})
+
+    for root in {*nersc.endpoint_roots.values(), nersc.jobs_root}:
+        assert f"--volume {root}:{root}" in script
+    assert script.rstrip().endswith(f"hash {results}/p/rec_x")
