@@ -173,3 +173,17 @@ def test_nothing_differs_means_zero(
     metadata = output_metadata(result)
     assert (metadata["recorded"], metadata["listed"]) == (4, 4)
     assert (metadata["lost"], metadata["dark"], metadata["dark_paths"]) == (0, 0, [])
+
+
+def test_copy_at_the_endpoint_root_is_looked_up_itself(
+    site: Settings, ledger: CopyLedger, instance: dg.DagsterInstance
+) -> None:
+    scans(site, ledger, 10)
+    record(site, ledger, "kept", "kept.h5")
+    record(site, ledger, "gone", "gone.h5").unlink()
+
+    result = audit(site, instance)
+
+    assert result.success
+    assert [c.scan for c in ledger.at(ENDPOINT, (CopyState.LOST,))] == ["gone"]
+    assert output_metadata(result)["recorded"] == 12
