@@ -46,14 +46,18 @@ class RunReport:
         return lines
 
 
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+"""Run config for runs started from the terminal: every event still goes to the instance, the
+terminal only hears about problems."""
+
+
 def execute(
     defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.RunRequest
 ) -> RunReport:
     """Materialize a requested scan's assets (and their checks), in this process."""
     job = defs.resolve_implicit_global_asset_job_def()
     result = job.execute_in_process(
-        # Every event still goes to the instance; the terminal only hears about problems.
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        run_config=QUIET_CONSOLE,
         instance=instance,
         partition_key=request.partition_key,
         asset_selection=request.asset_selection,

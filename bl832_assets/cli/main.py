@@ -79,6 +79,20 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("pools", help="apply the settings' pool limits to the site's instance")
 
+    prune = commands.add_parser(
+        "prune", help="delete copies past their retention, each behind a verified copy"
+    )
+    prune.add_argument("--location", help="one endpoint (default: every pruned endpoint)")
+    prune.add_argument(
+        "--dry-run", action="store_true", help="decide and verify, but change nothing"
+    )
+
+    restore = commands.add_parser(
+        "restore", help="bring a pruned copy back from its trash or a verified copy"
+    )
+    restore.add_argument("scan", help="the scan's partition key (its file name without .h5)")
+    restore.add_argument("--location", required=True, help="endpoint the copy was pruned from")
+
     config = commands.add_parser("config", help="inspect the site settings")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     config_commands.add_parser("show", help="print the effective settings (they hold no secrets)")
@@ -141,6 +155,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bl832_assets.cli.site import pools
 
             return pools()
+        if args.command == "prune":
+            from bl832_assets.cli.retention import prune
+
+            return prune(args.location, args.dry_run)
+        if args.command == "restore":
+            from bl832_assets.cli.retention import restore
+
+            return restore(args.scan, args.location)
         if args.command == "demo":
             from bl832_assets.cli.site import demo
 

@@ -127,13 +127,25 @@ def demo(facilities: str = "local") -> int:
     return status
 
 
+DEMO_RETENTION_DAYS = {"data832_raw": 35, "data832_scratch": 14}
+"""What the demo's prune keeps; every other pruned location drops to 0 days, so the scan just
+made is due there at once and the prune acts on it."""
+
+
 def _demo(site: Settings) -> int:
     """Every facility's reconstruction is switched on for the demo (the site's own switches
-    stay as they are for real scans), so that one scan materializes every asset."""
+    stay as they are for real scans), so that one scan materializes every asset; retention days
+    are shortened so that the demo ends with a prune."""
     from bl832_assets.science.synth import write_synthetic_scan
 
     everywhere = {f"{facility}_recon": True for facility in site.hpc}
-    settings = site.model_copy(update={"decision": site.decision.model_copy(update=everywhere)})
+    days = {name: DEMO_RETENTION_DAYS.get(name, 0.0) for name in site.retention_days}
+    settings = site.model_copy(
+        update={
+            "decision": site.decision.model_copy(update=everywhere),
+            "retention_days": days,
+        }
+    )
     print(f"demo: new_file_832 on, reconstruction at {', '.join(site.hpc)}")
     name = time.strftime("%Y%m%d_%H%M%S") + "_demo_phantom.h5"
     folder = settings.root(settings.detector) / "BLS-00564_demo"
@@ -147,4 +159,27 @@ def _demo(site: Settings) -> int:
     if not tick.run_requests:
         print(f"sensor skipped: {tick.skip_reason}", file=sys.stderr)
         return 1
-    return _run(settings, tick)
+    status = _run(settings, tick)
+    return status or _demo_prune(settings, tick.run_requests[0].partition_key)
+
+
+def _demo_prune(settings: Settings, scan: str) -> int:
+    """Retention acting on the scan just made: a byte of the copy at one facility is flipped
+    first, so that besides deletions and keeps the prune shows a refusal and its reason."""
+    from bl832_assets.cli.retention import prune
+    from bl832_assets.retention.resource import open_ledger
+
+    pruned = [site.raw for site in settings.hpc.values() if site.raw in settings.retention_days]
+    endpoint = pruned[-1]
+    copy = open_ledger(settings.ledger_url).get(scan, endpoint, "raw_scan")
+    if copy is not None and settings.visible(endpoint):
+        damaged = settings.root(endpoint) / copy.relative_path
+        with damaged.open("r+b") as stream:
+            stream.seek(-1, os.SEEK_END)
+            last = stream.read(1)
+            stream.seek(-1, os.SEEK_END)
+            stream.write(bytes([last[0] ^ 0xFF]))
+        print(f"\ndemo: flipped one byte of the {endpoint} copy, which retention must refuse")
+    shown = ", ".join(f"{name} {days:g} d" for name, days in settings.retention_days.items())
+    print(f"demo: retention shortened to {shown}; pruning every location\n")
+    return prune(None, dry_run=False, settings=settings)

@@ -7,7 +7,6 @@ the ledger's claims stop two prunes that bypass the queue (``bl832 prune`` besid
 from deleting the same copy twice.
 """
 
-
 from collections import Counter
 
 import dagster as dg
@@ -18,9 +17,15 @@ from bl832_assets.retention.measure import Measurer
 from bl832_assets.retention.plan import Action
 from bl832_assets.retention.prune import Outcome, Pruner
 from bl832_assets.retention.resource import LedgerResource
+from bl832_assets.retention.restore import restore
 from bl832_assets.settings import Settings
 
 PRUNE_TAG = "bl832/prune_location"
+
+
+class RestoreConfig(dg.Config):
+    scan: str = Field(description="Partition key of the scan whose copy comes back.")
+    location: str = Field(description="Endpoint the copy was pruned from (or lost at).")
 
 
 class PruneConfig(dg.Config):
@@ -92,17 +97,67 @@ def _prune_job(settings: Settings, endpoint: str) -> dg.JobDefinition:
     return prune_job
 
 
-def run_prune(
-    context: dg.OpExecutionContext, settings: Settings, endpoint: str, *, dry_run: bool
-) -> list[Outcome]:
+def build_restore_job(settings: Settings) -> dg.JobDefinition:
+    @dg.op(
+        name="restore_copy",
+        required_resource_keys={"transfer", "ledger", *settings.hpc},
+        description="Brings a pruned or lost copy back (from its trash, else from a verified "
+        "copy elsewhere), checks it against its record and materializes its asset again.",
+    )
+    def restore_op(context: dg.OpExecutionContext, config: RestoreConfig) -> list[str]:
+        restored = restore(
+            settings,
+            context.resources.ledger.ledger(),
+            _measurer(context, settings),
+            AuditLog(settings.audit_log),
+            scan=config.scan,
+            endpoint=config.location,
+            run_id=context.run_id,
+        )
+        for item in restored:
+            record = context.resources.ledger.ledger().get(item.scan, item.endpoint, item.dataset)
+            assert record is not None
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key=dg.AssetKey.from_user_string(record.asset_key),
+                    partition=item.scan,
+                    metadata={
+                        "endpoint": item.endpoint,
+                        "relative_path": record.relative_path,
+                        "path": dg.MetadataValue.path(
+                            settings.location_of(item.endpoint, record.relative_path)
+                        ),
+                        "size_bytes": item.size_bytes,
+                        "sha256": item.sha256,
+                        "restored_from": item.source,
+                    },
+                )
+            )
+        return [f"{r.scan} {r.endpoint} {r.dataset} from {r.source}" for r in restored]
+
+    @dg.job(name="restore_pruned_copy", description="Restore a pruned copy: bl832 restore.")
+    def restore_job() -> None:
+        restore_op()
+
+    return restore_job
+
+
+def _measurer(context: dg.OpExecutionContext, settings: Settings) -> Measurer:
     resources = context.resources
-    ledger: LedgerResource = resources.ledger
-    measurer = Measurer(
+    return Measurer(
         settings=settings,
         transfer=resources.transfer,
         computes={f: getattr(resources, f) for f in settings.hpc if hasattr(resources, f)},
         context=context,
     )
+
+
+def run_prune(
+    context: dg.OpExecutionContext, settings: Settings, endpoint: str, *, dry_run: bool
+) -> list[Outcome]:
+    ledger: LedgerResource = context.resources.ledger
+    measurer = _measurer(context, settings)
+    resources = context.resources
     pruner = Pruner(
         settings=settings,
         ledger=ledger.ledger(),

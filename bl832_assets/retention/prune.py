@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,8 +55,11 @@ class Outcome:
     audit_id: str | None = None
 
     def line(self) -> str:
-        size = "?" if self.size_bytes is None else _size(self.size_bytes)
-        return f"{self.scan}  {self.endpoint}  {self.dataset}  {size}  {self.action}  {self.reason}"
+        size = "?" if self.size_bytes is None else size_text(self.size_bytes)
+        return (
+            f"{self.scan:<32} {self.endpoint:<16} {self.dataset:<10} {size:>10}  "
+            f"{self.action.value:<6}  {self.reason}"
+        )
 
 
 @dataclass
@@ -145,8 +148,11 @@ class Pruner:
         if behind is None:
             return self._refuse(copy, "no verified safe copy: " + "; ".join(problems))
         if self.dry_run:
-            return _outcome(
-                copy, Action.DELETE, f"{proposal.reason}; verified behind {behind}", behind
+            return replace(
+                _outcome(
+                    copy, Action.DELETE, f"{proposal.reason}; verified behind {behind}", behind
+                ),
+                size_bytes=here.size_bytes,
             )
         trash_path = self._trash_path(copy)
         if not self.ledger.move(
@@ -266,7 +272,9 @@ class Pruner:
             self._check(copy, passed=True, description=f"pruned behind {behind}")
         if grace == 0:
             self.purge(copy.endpoint)
-        return _outcome(copy, Action.DELETE, why, behind, audited["id"])
+        return replace(
+            _outcome(copy, Action.DELETE, why, behind, audited["id"]), size_bytes=entry.size_bytes
+        )
 
     # -- refusals ----------------------------------------------------------------------------
 
@@ -369,7 +377,7 @@ def _brief(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300]
 
 
-def _size(n: int) -> str:
+def size_text(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

@@ -130,7 +130,8 @@ def test_whole_graph_through_the_four_sdks_keeps_every_secret_out_of_the_run(
     report = scan.run()
 
     assert report.succeeded, report.failures()
-    assert len(fakes.globus.tasks) - tasks == 6  # data832, 3 facilities, 2 results home
+    # data832, 3 facilities, 2 results home, 2 results into the archive
+    assert len(fakes.globus.tasks) - tasks == 8
     assert len(fakes.sfapi.jobs) - jobs == 2  # NERSC recon and pyramid
     assert len(fakes.compute.tasks) - functions == 4  # ALCF and OLCF, recon and pyramid
     raw = scan.metadata(keys.CATALOG_RAW)
