@@ -15,7 +15,7 @@ from bl832_assets.resources.wiring import build_resources
 from bl832_assets.retention.audit import AuditLog
 from bl832_assets.retention.consistency import build_consistency_audits
 from bl832_assets.retention.ledger import CopyFacts, CopyLedger, CopyState
-from bl832_assets.retention.prune import RETENTION_CHECK
+from bl832_assets.retention.reporting import RETENTION_CHECK
 from bl832_assets.settings import Settings
 
 ENDPOINT = "data832_raw"

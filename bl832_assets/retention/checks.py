@@ -6,7 +6,6 @@ present and when it falls due (behind which copy), pruned (behind which copy, un
 the trash), refused (why) or lost (and how to restore it).
 """
 
-
 import time
 
 import dagster as dg
@@ -15,7 +14,7 @@ from bl832_assets.partitions import scans
 from bl832_assets.retention.ledger import CopyRecord, CopyState
 from bl832_assets.retention.locations import asset_endpoints, dataset_of
 from bl832_assets.retention.plan import DAY, safe_endpoints
-from bl832_assets.retention.prune import RETENTION_CHECK
+from bl832_assets.retention.reporting import RETENTION_CHECK
 from bl832_assets.retention.resource import LedgerResource
 from bl832_assets.settings import Settings
 

@@ -29,7 +29,7 @@ from bl832_assets.resources.transfer.base import TransferResource
 from bl832_assets.resources.transfer.errors import PathNotFound
 from bl832_assets.retention.audit import AuditLog
 from bl832_assets.retention.ledger import CopyLedger, CopyRecord, CopyState
-from bl832_assets.retention.prune import RETENTION_CHECK
+from bl832_assets.retention.reporting import audit_copy, check_evaluation
 from bl832_assets.retention.resource import LedgerResource
 from bl832_assets.settings import Settings
 
@@ -197,30 +197,7 @@ def _mark_lost(
     )
     if not ledger.move(copy, CopyState.LOST, expect=(CopyState.PRESENT,), note=reason):
         return
-    audited = AuditLog(settings.audit_log).append(
-        "lost",
-        scan=copy.scan,
-        location=copy.endpoint,
-        dataset=copy.dataset,
-        path=settings.location_of(copy.endpoint, copy.relative_path),
-        size_bytes=copy.size_bytes,
-        sha256=copy.sha256,
-        safe_copy=None,
-        reason=reason,
-        run_id=context.run_id,
+    audited = audit_copy(
+        AuditLog(settings.audit_log), settings, "lost", copy, reason, context.run_id
     )
-    context.log_event(
-        dg.AssetCheckEvaluation(
-            asset_key=dg.AssetKey.from_user_string(copy.asset_key),
-            check_name=RETENTION_CHECK,
-            passed=False,
-            severity=dg.AssetCheckSeverity.WARN,
-            partition=copy.scan,
-            description=reason,
-            metadata={
-                "endpoint": copy.endpoint,
-                "reason": reason,
-                "audit_entry": dg.MetadataValue.json(audited),
-            },
-        )
-    )
+    context.log_event(check_evaluation(copy, passed=False, description=reason, audit=audited))

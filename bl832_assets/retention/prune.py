@@ -35,10 +35,8 @@ from bl832_assets.retention.ledger import (
 )
 from bl832_assets.retention.measure import CannotMeasure, Measurement, Measurer
 from bl832_assets.retention.plan import Action, Proposal, needs_catalog_record, plan
+from bl832_assets.retention.reporting import audit_copy, check_evaluation
 from bl832_assets.settings import Settings
-
-RETENTION_CHECK = "retained_safely"
-"""The check on every pruned location's assets that turns WARN on a refusal or a lost copy."""
 
 
 @dataclass(frozen=True)
@@ -301,18 +299,7 @@ class Pruner:
         return _outcome(copy, Action.REFUSE, reason, audit_id=audited["id"])
 
     def _audit_refusal(self, event: str, copy: CopyRecord, reason: str) -> dict[str, Any]:
-        return self.audit.append(
-            event,
-            scan=copy.scan,
-            location=copy.endpoint,
-            dataset=copy.dataset,
-            path=self.settings.location_of(copy.endpoint, copy.relative_path),
-            size_bytes=copy.size_bytes,
-            sha256=copy.sha256,
-            safe_copy=None,
-            reason=reason,
-            run_id=self.run_id,
-        )
+        return audit_copy(self.audit, self.settings, event, copy, reason, self.run_id)
 
     def _check(
         self,
@@ -322,21 +309,7 @@ class Pruner:
         description: str,
         audit: dict[str, Any] | None = None,
     ) -> None:
-        self.report(
-            dg.AssetCheckEvaluation(
-                asset_key=dg.AssetKey.from_user_string(copy.asset_key),
-                check_name=RETENTION_CHECK,
-                passed=passed,
-                severity=dg.AssetCheckSeverity.WARN,
-                partition=copy.scan,
-                description=description,
-                metadata={
-                    "endpoint": copy.endpoint,
-                    "reason": description,
-                    **({"audit_entry": dg.MetadataValue.json(audit)} if audit else {}),
-                },
-            )
-        )
+        self.report(check_evaluation(copy, passed=passed, description=description, audit=audit))
 
     def _catalog_problem(self, copy: CopyRecord) -> str | None:
         try:
