@@ -51,6 +51,8 @@ def test_default_switches_copy_archive_and_reconstruct_at_nersc(tmp_path: Path) 
         "nersc/recon_zarr",
         "data832/recon_tiff",
         "data832/recon_zarr",
+        "archive/recon_tiff",
+        "archive/recon_zarr",
         "catalog/raw_dataset",
         "catalog/derived_dataset",
     }

@@ -90,7 +90,9 @@ class Pruner:
                 continue  # its prune is alive (or died recently): leave it to that one
 
     def purge(self, endpoint: str) -> None:
-        for entry in self.ledger.trash_due(endpoint, self.now):
+        # The later of the run's clock and now: an entry trashed by this very run with no grace
+        # period was stamped after the run began, and is due at once.
+        for entry in self.ledger.trash_due(endpoint, max(self.now, time.time())):
             self.measurer.transfer.delete(
                 endpoint, entry.trash_path, label=f"purge {entry.scan} {endpoint}"
             )
