@@ -43,7 +43,11 @@ def retention_settings(home: Path, **retention: Any) -> Settings:
     once unless a test asks for a grace period."""
     policy = {"grace_days": 0.0, **retention}
     days = policy.pop("days", {"spot832": 1, "data832_raw": 1, "data832_scratch": 1})
-    return Settings(home=home, retention_days=days, retention=RetentionSettings(**policy))
+    extra = policy.pop("extra_endpoints", {})
+    site: dict[str, Any] = {"home": home, "retention_days": days}
+    if extra:
+        site["endpoints"] = {**Settings(home=home).endpoints, **extra}
+    return Settings(**site, retention=RetentionSettings(**policy))
 
 
 def asset_key_for(settings: Settings, endpoint: str, dataset: str) -> str:
@@ -118,6 +122,7 @@ class World:
         relative: str | None = None,
         export_controlled: bool = False,
         write: bool = True,
+        asset_key: str | None = None,
     ) -> CopyRecord:
         """A real file at the endpoint, recorded PRESENT with the sha256 of ``data``."""
         data = scan.encode() * 1000 if data is None else data
@@ -131,7 +136,7 @@ class World:
                 scan=scan,
                 endpoint=endpoint,
                 dataset=dataset,
-                asset_key=asset_key_for(self.settings, endpoint, dataset),
+                asset_key=asset_key or asset_key_for(self.settings, endpoint, dataset),
                 relative_path=relative,
                 size_bytes=len(data),
                 files=1,
