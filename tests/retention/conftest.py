@@ -172,7 +172,7 @@ class World:
             audit=self.audit,
             measurer=Measurer(self.settings, self.transfer, {}, None),
             catalog=options.pop("catalog", self.catalog),
-            report=self.events.append,
+            report=options.pop("report", self.events.append),
             **options,
         )
 
