@@ -118,7 +118,10 @@ class Pruner:
             return self._refuse(copy, proposal.reason)
         try:
             with self._claimed(copy, proposal.safe):
-                return self._verified_delete(proposal)
+                current = self.ledger.get(copy.scan, copy.endpoint, copy.dataset)
+                if current is None or current.state is not CopyState.PRESENT:
+                    return _moved_on(copy, current)
+                return self._verified_delete(replace(proposal, copy=current))
         except LeaseConflict as conflict:
             return self._refuse(copy, f"in use: {conflict}")
 
@@ -295,7 +298,8 @@ class Pruner:
         )
         if self.dry_run:
             return _outcome(copy, Action.REFUSE, reason)
-        self.ledger.move(copy, CopyState.LOST, expect=(CopyState.PRESENT,), note=reason)
+        if not self.ledger.move(copy, CopyState.LOST, expect=(CopyState.PRESENT,), note=reason):
+            return _moved_on(copy, self.ledger.get(copy.scan, copy.endpoint, copy.dataset))
         audited = self._audit_refusal("lost", copy, reason)
         self._check(copy, passed=False, description=reason, audit=audited)
         return _outcome(copy, Action.REFUSE, reason, audit_id=audited["id"])
@@ -346,6 +350,13 @@ def _outcome(
     return Outcome(
         copy.scan, copy.endpoint, copy.dataset, copy.size_bytes, action, reason, behind, audit_id
     )
+
+
+def _moved_on(copy: CopyRecord, current: CopyRecord | None) -> Outcome:
+    """A copy whose record left PRESENT after this prune planned (another prune took it):
+    nothing for this prune to do or to report."""
+    state = current.state.value.lower() if current else "gone from the ledger"
+    return _outcome(copy, Action.KEEP, f"not present any more ({state}) when its turn came")
 
 
 def _brief(exc: BaseException) -> str:
