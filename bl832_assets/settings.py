@@ -304,6 +304,22 @@ def _default_safe_copies() -> dict[str, dict[str, list[str]]]:
     }
 
 
+class HistorySettings(_Model):
+    """How long each kind of row of Dagster's own event log is kept, in days (Dagster's
+    database-tuning recipe). Runs and asset, observation and check events are kept for ever."""
+
+    debug_days: int = Field(default=7, ge=1, description="Plain DEBUG log lines.")
+    log_days: int = Field(
+        default=60, ge=1, description="Plain log lines at INFO, WARNING or any other level."
+    )
+    transient_days: int = Field(
+        default=30, ge=1, description="Transient event types (history.TRANSIENT_EVENTS)."
+    )
+    batch_size: int = Field(
+        default=5000, ge=1, description="Rows deleted per transaction; bounds lock time."
+    )
+
+
 class RetentionSettings(_Model):
     """How old copies are pruned. The days per endpoint are ``retention_days``; this section
     says behind which verified copies each may go, and how deletion proceeds."""
@@ -355,6 +371,12 @@ class RetentionSettings(_Model):
     consistency_cron: str = Field(
         default="0 5 * * 0", description="When each location's consistency audit runs."
     )
+    partial_max_age_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="Hidden .partial-* files of killed copies untouched this long are swept.",
+    )
+    history: HistorySettings = Field(default_factory=HistorySettings)
     consistency_threshold: float = Field(
         default=0.10,
         gt=0,

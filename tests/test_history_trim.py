@@ -23,11 +23,10 @@ from sqlalchemy.pool import NullPool
 from bl832_assets.retention.history import (
     CRON,
     TRANSIENT_EVENTS,
-    HistorySettings,
     HistoryTrim,
     build_history_trim,
 )
-from bl832_assets.settings import Settings
+from bl832_assets.settings import HistorySettings, Settings
 
 # The recipe's list, spelt as its SQL spells it, so a misnamed enum member cannot pass.
 RECIPE_TRANSIENT = {

@@ -39,10 +39,9 @@ import sqlalchemy as sa
 from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 from dagster._core.storage.event_log import SqlEventLogStorage, SqliteEventLogStorage
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.dialects import postgresql
 
-from bl832_assets.settings import Settings
+from bl832_assets.settings import HistorySettings, Settings
 
 CRON = "15 4 * * *"
 """Daily, in the early morning, when the fewest runs are writing to the event log."""
@@ -71,23 +70,6 @@ TRANSIENT_EVENTS = frozenset(
 
 _events = SqlEventLogStorageTable
 _Connect = Callable[[], AbstractContextManager[sa.Connection]]
-
-
-class HistorySettings(BaseModel):
-    """How long each kind of history row is kept, in days."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    debug_days: int = Field(default=7, ge=1, description="Plain DEBUG log lines.")
-    log_days: int = Field(
-        default=60, ge=1, description="Plain log lines at INFO, WARNING or any other level."
-    )
-    transient_days: int = Field(
-        default=30, ge=1, description="Transient event types (TRANSIENT_EVENTS)."
-    )
-    batch_size: int = Field(
-        default=5000, ge=1, description="Rows deleted per transaction; bounds lock time."
-    )
 
 
 @dataclass(frozen=True)
@@ -204,11 +186,9 @@ def build_history_trim(
 ) -> tuple[dg.JobDefinition, dg.ScheduleDefinition]:
     """The history-trim job and its daily schedule.
 
-    ``settings`` is taken like every other builder's, though nothing here depends on the site
-    (the instance comes from the run); the keep-times come from ``history`` until the site
-    settings carry a section for them.
+    The keep-times come from the site's ``retention.history`` unless ``history`` is given.
     """
-    history = history or HistorySettings()
+    history = history or settings.retention.history
 
     @dg.op(
         description="Delete old log lines and transient events from the Dagster event log; "

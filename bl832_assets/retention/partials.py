@@ -35,8 +35,6 @@ from bl832_assets.settings import Settings
 CRON = "45 4 * * *"
 """Daily, at night, when few copies are running."""
 
-DEFAULT_MAX_AGE_HOURS = 24.0
-
 
 @dataclass(frozen=True)
 class EndpointSweep:
@@ -96,9 +94,12 @@ def sweep_endpoint(endpoint: str, root: Path, cutoff: float) -> EndpointSweep:
 
 
 def build_partial_sweep(
-    settings: Settings, max_age_hours: float = DEFAULT_MAX_AGE_HOURS
+    settings: Settings, max_age_hours: float | None = None
 ) -> tuple[dg.JobDefinition, dg.ScheduleDefinition]:
-    """The partial-file sweep over every endpoint visible here, and its daily schedule."""
+    """The partial-file sweep over every endpoint visible here, and its daily schedule; the
+    age limit is the site's ``retention.partial_max_age_hours`` unless given."""
+    if max_age_hours is None:
+        max_age_hours = settings.retention.partial_max_age_hours
     if max_age_hours <= 0:
         raise ValueError(f"max_age_hours must be > 0, got {max_age_hours}: 0 kills live copies")
     endpoints = [name for name in settings.endpoints if settings.visible(name)]
