@@ -11,11 +11,14 @@ import dagster as dg
 
 from bl832_assets.cli.site import site_instance
 from bl832_assets.definitions import build_definitions
-from bl832_assets.execution import QUIET_CONSOLE
 from bl832_assets.retention.jobs import prune_job_name
 from bl832_assets.retention.plan import Action
 from bl832_assets.retention.prune import Outcome, size_text
 from bl832_assets.settings import Settings, load_settings
+
+SILENT_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+"""These commands print their own lines, and a failure as one line of its own; Dagster's
+console log (stack traces included) stays in the run, in the UI."""
 
 
 def prune(location: str | None, dry_run: bool, settings: Settings | None = None) -> int:
@@ -37,7 +40,7 @@ def prune(location: str | None, dry_run: bool, settings: Settings | None = None)
         op = f"{prune_job_name(endpoint)}_copies"
         result = defs.resolve_job_def(prune_job_name(endpoint)).execute_in_process(
             instance=instance,
-            run_config={**QUIET_CONSOLE, "ops": {op: {"config": {"dry_run": dry_run}}}},
+            run_config={**SILENT_CONSOLE, "ops": {op: {"config": {"dry_run": dry_run}}}},
             tags={"bl832/trigger": "cli"},
             raise_on_error=False,
         )
@@ -70,7 +73,7 @@ def restore(scan: str, location: str) -> int:
     result = job.execute_in_process(
         instance=instance,
         run_config={
-            **QUIET_CONSOLE,
+            **SILENT_CONSOLE,
             "ops": {"restore_copy": {"config": {"scan": scan, "location": location}}},
         },
         tags={"bl832/trigger": "cli", "bl832/scan": scan},
@@ -89,9 +92,11 @@ def _outcome(values: dict[str, object]) -> Outcome:
 
 
 def _failure(result: dg.ExecuteInProcessResult) -> str:
+    """The reason a run failed, without Dagster's wrapper or the exception's module path."""
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data.error is not None:
             error = event.step_failure_data.error
             cause = error.cause or error
-            return " ".join(cause.message.split())[:500]
+            first = cause.message.strip().splitlines()[0]
+            return " ".join(first.split(": ", 1)[-1].split())[:500]
     return "the run failed"
