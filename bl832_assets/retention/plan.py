@@ -4,6 +4,7 @@ storage before anything is deleted (``prune.py``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -32,12 +33,20 @@ class Proposal:
     safe: tuple[CopyRecord, ...] = ()
 
 
+SafeCopies = Mapping[tuple[str, str], list[CopyRecord]]
+"""PRESENT copies at the safe locations, by (scan, dataset)."""
+
+
 def plan(settings: Settings, ledger: CopyLedger, endpoint: str, now: float) -> list[Proposal]:
-    """One proposal per copy present at ``endpoint``, oldest first."""
-    return [propose(settings, ledger, record, now) for record in ledger.at(endpoint)]
+    """One proposal per copy present at ``endpoint``, oldest first, from two queries."""
+    policy = settings.retention.safe_copies.get(endpoint, {})
+    safe = ledger.present_by_scan(
+        {name for names in policy.values() for name in names}, policy.keys()
+    )
+    return [propose(settings, safe, record, now) for record in ledger.at(endpoint)]
 
 
-def propose(settings: Settings, ledger: CopyLedger, copy: CopyRecord, now: float) -> Proposal:
+def propose(settings: Settings, safe: SafeCopies, copy: CopyRecord, now: float) -> Proposal:
     days = settings.retention_days.get(copy.endpoint)
     if days is None:
         return Proposal(copy, Action.KEEP, f"{copy.endpoint} keeps copies for ever")
@@ -54,7 +63,7 @@ def propose(settings: Settings, ledger: CopyLedger, copy: CopyRecord, now: float
     wanted = safe_endpoints(settings, copy)
     if not wanted:
         return Proposal(copy, Action.KEEP, _no_safe_location(settings, copy))
-    recorded = ledger.present_at(copy.scan, copy.dataset, wanted)
+    recorded = [r for r in safe.get((copy.scan, copy.dataset), []) if r.endpoint in wanted]
     if not recorded:
         return Proposal(
             copy,
