@@ -38,6 +38,8 @@ from bl832_assets.retention.plan import Action, Proposal, needs_catalog_record, 
 from bl832_assets.retention.reporting import audit_copy, check_evaluation
 from bl832_assets.settings import Settings
 
+_BEHIND = "; behind "  # joins a deletion's reason and its safe copy in a claimed copy's note
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -85,7 +87,7 @@ class Pruner:
         for copy in self.ledger.at(endpoint, (CopyState.BEING_DELETED,)):
             try:
                 with self._claimed(copy, ()):
-                    self._into_trash(copy, str(copy.note or "resumed after a crash"))
+                    self._into_trash(copy)
             except LeaseConflict:
                 continue  # its prune is alive (or died recently): leave it to that one
 
@@ -163,12 +165,11 @@ class Pruner:
             CopyState.BEING_DELETED,
             expect=(CopyState.PRESENT,),
             trash_path=trash_path,
-            note=f"{proposal.reason}; behind {behind}",
+            note=f"{proposal.reason}{_BEHIND}{behind}",
         ):
             return self._refuse(copy, "its record changed while it was verified")
         return self._into_trash(
             self.ledger.get(copy.scan, copy.endpoint, copy.dataset) or copy,
-            f"{proposal.reason}; behind {behind}",
             measured=here,
             had_refusal=copy.note is not None,
         )
@@ -199,14 +200,13 @@ class Pruner:
         return None, problems
 
     def _into_trash(
-        self,
-        copy: CopyRecord,
-        why: str,
-        *,
-        measured: Measurement | None = None,
-        had_refusal: bool = False,
+        self, copy: CopyRecord, *, measured: Measurement | None = None, had_refusal: bool = False
     ) -> Outcome:
-        """Move a BEING_DELETED copy into the trash (already there is fine) and record it."""
+        """Move a BEING_DELETED copy into the trash (already there is fine) and record it. Its
+        record's note, written when it was claimed, says why and behind which copy, so a
+        deletion resumed after a crash is recorded exactly as the interrupted one would be."""
+        why = copy.note or "resumed after a crash"
+        behind = why.rpartition(_BEHIND)[2]
         trash_path = str(copy.trash_path)
         transfer = self.measurer.transfer
         try:
@@ -220,7 +220,6 @@ class Pruner:
         except TransferError as exc:
             self.ledger.move(copy, CopyState.PRESENT, expect=(CopyState.BEING_DELETED,))
             return self._refuse(copy, f"could not move it into the trash: {_brief(exc)}")
-        behind = why.rpartition("; behind ")[2]
         grace = self.settings.retention.grace_days * 86400
         entry = TrashEntry(
             id=uuid.uuid4().hex,
