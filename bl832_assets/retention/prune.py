@@ -155,7 +155,10 @@ class Pruner:
         if self.dry_run:
             return replace(
                 _outcome(
-                    copy, Action.DELETE, f"{proposal.reason}; verified behind {behind}", behind
+                    copy,
+                    Action.DELETE,
+                    f"{proposal.reason}; {here.how}; verified behind {behind}",
+                    behind,
                 ),
                 size_bytes=here.size_bytes,
             )
@@ -165,7 +168,7 @@ class Pruner:
             CopyState.BEING_DELETED,
             expect=(CopyState.PRESENT,),
             trash_path=trash_path,
-            note=f"{proposal.reason}{_BEHIND}{behind}",
+            note=f"{proposal.reason}; {here.how}{_BEHIND}{behind}",
         ):
             return self._refuse(copy, "its record changed while it was verified")
         return self._into_trash(
