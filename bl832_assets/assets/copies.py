@@ -145,7 +145,7 @@ def record_copy(
         files=files,
         sha256=digest,
         made_at=source.timestamp,
-        made_by=str(source.metadata.get("run_id", "observed")),
+        made_by="observed",  # only a copy nobody recorded yet is inserted: the detector's file
         export_controlled=controlled,
     )
     ledger.record_seen(seen)
