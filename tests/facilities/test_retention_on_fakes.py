@@ -8,6 +8,11 @@ Each test brings its own scan; a prune job acts on every due copy at its locatio
 looks only at its own scan's outcome."""
 
 import hashlib
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +23,15 @@ from scan_support import detector_scan
 
 from bl832_assets import keys
 from bl832_assets.definitions import build_definitions
+from bl832_assets.digests import tree_digest
 from bl832_assets.dispatch import register
 from bl832_assets.execution import execute
-from bl832_assets.fakes.site import FakeSite, running_fakes
+from bl832_assets.fakes.site import FakeSite, collection_id, running_fakes
+from bl832_assets.resources.transfer import LocalTransferResource
+from bl832_assets.resources.transfer.errors import TransferError
 from bl832_assets.retention.audit import AuditLog
-from bl832_assets.retention.ledger import CopyLedger, CopyRecord, CopyState
+from bl832_assets.retention.ledger import Claim, CopyLedger, CopyRecord, CopyState
+from bl832_assets.retention.resource import LedgerResource
 from bl832_assets.sensors import evaluate_tick
 from bl832_assets.settings import DEFAULT_LAYOUT, Settings
 
@@ -40,19 +49,23 @@ def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeSite]:
         site.sfapi.wait_all()
 
 
-@pytest.fixture
-def settings(fakes: FakeSite, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name, value in fakes.environment.items():
-        monkeypatch.setenv(name, value)
+def _site_settings(fakes: FakeSite, **retention: Any) -> Settings:
     return Settings.model_validate(
         {
             **fakes.settings,
             "sensor": {"settle_seconds": 1},
             "retries": {"max_retries": 2, "delay_seconds": 0.1},
             "retention_days": dict.fromkeys(PRUNED, 0),
-            "retention": {"grace_days": 0},
+            "retention": {"grace_days": 0, **retention},
         }
     )
+
+
+@pytest.fixture
+def settings(fakes: FakeSite, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for name, value in fakes.environment.items():
+        monkeypatch.setenv(name, value)
+    return _site_settings(fakes)
 
 
 @pytest.fixture
@@ -242,3 +255,349 @@ def test_a_refused_globus_rename_keeps_the_alcf_copy(
     assert _copy(ledger, scan, "alcf_raw").state is CopyState.PRESENT
     assert _sha256(scan.on_disk("alcf_raw", at_alcf)) == at_alcf.sha256
     assert ledger.trash_of(scan.name, "alcf_raw") == []
+
+
+# -- the issue's faults, with Globus as the transfer -------------------------------------------
+#
+# Each test ends by checking the one invariant no fault may break: every dataset of every scan
+# the ledger knows has a PRESENT copy whose bytes on the fakes' disks still match the sha256
+# recorded for it.
+
+ALCF_SCAN = (RAW_HOME, RAW_ALCF, keys.CATALOG_RAW)
+NERSC_SCAN = (RAW_HOME, RAW_NERSC, keys.CATALOG_RAW)
+
+
+def _prune(defs: dg.Definitions, instance: dg.DagsterInstance, endpoint: str) -> list[Any]:
+    """Run the real prune job of ``endpoint`` (not a dry run): every outcome, as dicts."""
+    node = f"prune_{endpoint}_copies"
+    result = defs.resolve_job_def(f"prune_{endpoint}").execute_in_process(
+        instance=instance, run_config={"ops": {node: {"config": {"dry_run": False}}}}
+    )
+    assert result.success
+    return list(result.output_for_node(node))
+
+
+def _by_scan(outcomes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {o["scan"]: o for o in outcomes}
+
+
+def _on_the_fakes(fakes: FakeSite) -> LocalTransferResource:
+    """Reads the fakes' folders directly, behind every API, to check what is really there."""
+    return LocalTransferResource(
+        endpoints={name: str(fakes.home / folder) for name, (_, folder) in DEFAULT_LAYOUT.items()},
+        database=str(fakes.home / "zero-lost-check.sqlite"),
+    )
+
+
+def _measured(disk: LocalTransferResource, copy: CopyRecord) -> str | None:
+    try:
+        if not disk.exists(copy.endpoint, copy.relative_path):
+            return None
+        return tree_digest(disk.checksums(copy.endpoint, copy.relative_path))
+    except TransferError:
+        return None
+
+
+def assert_no_scan_lost(fakes: FakeSite, settings: Settings, ledger: CopyLedger) -> None:
+    disk = _on_the_fakes(fakes)
+    recorded: dict[tuple[str, str], list[CopyRecord]] = {}
+    for endpoint in settings.endpoints:
+        for copy in ledger.at(endpoint, tuple(CopyState)):
+            recorded.setdefault((copy.scan, copy.dataset), []).append(copy)
+    assert recorded, "the ledger records no copies at all"
+    for (scan, dataset), copies in sorted(recorded.items()):
+        intact = [
+            c
+            for c in copies
+            if c.state is CopyState.PRESENT
+            and c.sha256 is not None
+            and _measured(disk, c) == c.sha256
+        ]
+        assert intact, (
+            f"{scan} {dataset} is lost: no PRESENT copy matches its record; "
+            + ", ".join(f"{c.endpoint}={c.state.value}" for c in copies)
+        )
+
+
+def _named(request: pytest.FixtureRequest, suffix: str = "") -> str:
+    return f"20260302_100000_{request.node.name[5:40]}{suffix}"
+
+
+def test_a_missing_or_truncated_nersc_copy_keeps_the_beamline_copy(
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    fakes: FakeSite,
+    ledger: CopyLedger,
+) -> None:
+    missing = Scan(settings, instance, _named(request, "_m"), *NERSC_SCAN)
+    truncated = Scan(settings, instance, _named(request, "_t"), *NERSC_SCAN)
+    gone = _copy(ledger, missing, "nersc_cfs")
+    (fakes.home / "nersc/cfs" / gone.relative_path).unlink()
+    short = fakes.home / "nersc/cfs" / _copy(ledger, truncated, "nersc_cfs").relative_path
+    short.write_bytes(short.read_bytes()[: short.stat().st_size // 2])
+
+    outcomes = _by_scan(_prune(truncated.defs, instance, "data832_raw"))
+
+    assert outcomes[missing.name]["action"] == "refuse"
+    assert f"nersc_cfs:{gone.relative_path} is missing" in outcomes[missing.name]["reason"]
+    assert outcomes[truncated.name]["action"] == "refuse"
+    assert "no verified safe copy" in outcomes[truncated.name]["reason"]
+    assert "differs from its own record" in outcomes[truncated.name]["reason"]
+    for scan in (missing, truncated):
+        home = _copy(ledger, scan, "data832_raw")
+        assert home.state is CopyState.PRESENT
+        assert _sha256(scan.on_disk("data832_raw", home)) == home.sha256
+        assert ledger.trash_of(scan.name, "data832_raw") == []
+        assert scan.audited("pruned", "data832_raw") == []
+        assert [e["reason"] for e in scan.audited("refused", "data832_raw")] == [
+            outcomes[scan.name]["reason"]
+        ]
+    assert_no_scan_lost(fakes, settings, ledger)
+
+
+def _all_pruned(settings: Settings) -> int:
+    return sum(e["event"] == "pruned" for e in AuditLog(settings.audit_log).entries())
+
+
+def _drain(fakes: FakeSite) -> None:
+    """Use up whatever injected SciCat faults are left (each answers one request)."""
+    url = f"{fakes.settings['catalog']['url']}/datasets"
+    for _ in range(1000):
+        try:
+            urllib.request.urlopen(url, timeout=5)
+        except urllib.error.HTTPError as answer:
+            if answer.code != 503:
+                return
+        else:
+            return
+    raise AssertionError("SciCat still answers 503")
+
+
+def test_a_catalog_outage_keeps_raw_copies_and_deletes_nothing(
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    fakes: FakeSite,
+    ledger: CopyLedger,
+) -> None:
+    scan = _scan(request, settings, instance, *ALCF_SCAN)
+    at_alcf = _copy(ledger, scan, "alcf_raw")
+    pruned_before = _all_pruned(settings)
+    requests = len(fakes.globus.requests)
+    fakes.scicat.fail_next(503, count=200, message="service unavailable")
+    try:
+        outcomes = _prune(scan.defs, instance, "alcf_raw")
+    finally:
+        _drain(fakes)
+
+    mine = _by_scan(outcomes)[scan.name]
+    assert mine["action"] == "refuse"
+    assert mine["reason"].startswith("catalog unreachable") and "503" in mine["reason"]
+    assert all(o["action"] != "delete" for o in outcomes)  # nothing at all was deleted
+    asked = [path for _, path in fakes.globus.requests[requests:]]
+    assert not [p for p in asked if p.endswith(("/rename", "/delete"))]
+    assert _all_pruned(settings) == pruned_before
+    assert _copy(ledger, scan, "alcf_raw").state is CopyState.PRESENT
+    assert _sha256(scan.on_disk("alcf_raw", at_alcf)) == at_alcf.sha256
+    assert ledger.trash_of(scan.name, "alcf_raw") == []
+    assert_no_scan_lost(fakes, settings, ledger)
+
+
+def test_a_crash_between_trash_and_purge_is_purged_later_and_already_gone_is_success(
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    fakes: FakeSite,
+    ledger: CopyLedger,
+) -> None:
+    """With a grace period the first prune only moves the copy into the trash (the state a
+    crash before the purge leaves); the trash file then vanishes by hand, and the next prune's
+    Globus delete task finds nothing to delete: that is success, and the entry is purged."""
+    scan = _scan(request, settings, instance, *ALCF_SCAN)
+    at_alcf = _copy(ledger, scan, "alcf_raw")
+    grace = build_definitions(_site_settings(fakes, grace_days=2 / 86400))
+    requests = len(fakes.globus.requests)
+
+    outcome = _by_scan(_prune(grace, instance, "alcf_raw"))[scan.name]
+
+    assert outcome["action"] == "delete", outcome["reason"]
+    [entry] = ledger.trash_of(scan.name, "alcf_raw")
+    trashed = fakes.home / "alcf/raw" / entry.trash_path
+    assert entry.purged_at is None and _sha256(trashed) == at_alcf.sha256
+    assert not scan.on_disk("alcf_raw", at_alcf).exists()
+    assert not [p for _, p in fakes.globus.requests[requests:] if p.endswith("/delete")]
+    assert scan.audited("purged", "alcf_raw") == []
+
+    trashed.unlink()  # purged by hand meanwhile
+    time.sleep(max(0.0, entry.purge_after - time.time()) + 0.1)
+    requests = len(fakes.globus.requests)
+    _prune(scan.defs, instance, "alcf_raw")
+
+    assert [p for _, p in fakes.globus.requests[requests:] if p.endswith("/delete")]
+    [entry] = ledger.trash_of(scan.name, "alcf_raw")
+    assert entry.purged_at is not None
+    assert [e["path"] for e in scan.audited("purged", "alcf_raw")] == [entry.trash_path]
+    assert len(scan.audited("pruned", "alcf_raw")) == 1
+    assert _copy(ledger, scan, "alcf_raw").state is CopyState.PRUNED
+    assert_no_scan_lost(fakes, settings, ledger)
+
+
+def test_a_deletion_left_by_a_crash_is_resumed_through_a_globus_rename(
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    fakes: FakeSite,
+    ledger: CopyLedger,
+) -> None:
+    """Two copies a killed prune left BEING_DELETED, one before its rename and one after, each
+    with the dead prune's claim lapsing: the next prune finishes both, once."""
+    before = Scan(settings, instance, _named(request, "_b"), *ALCF_SCAN)
+    after = Scan(settings, instance, _named(request, "_a"), *ALCF_SCAN)
+    trash_paths = {}
+    for scan in (before, after):
+        record = _copy(ledger, scan, "alcf_raw")
+        trash_path = f"{settings.retention.trash_folder}/20260302/deadbeef/{record.relative_path}"
+        ledger.acquire(
+            "prune:dead",
+            [Claim(scan.name, "alcf_raw", exclusive=True)],
+            purpose="prune of alcf_raw (run deadbeef)",
+            seconds=0.05,
+        )
+        assert ledger.move(
+            record, CopyState.BEING_DELETED, expect=(CopyState.PRESENT,), trash_path=trash_path
+        )
+        trash_paths[scan.name] = trash_path
+    moved = fakes.home / "alcf/raw" / trash_paths[after.name]
+    moved.parent.mkdir(parents=True, exist_ok=True)
+    scan_file = after.on_disk("alcf_raw", _copy(ledger, after, "alcf_raw"))
+    scan_file.rename(moved)  # the dead prune's rename went through
+    time.sleep(0.1)  # its claim lapses
+    requests = len(fakes.globus.requests)
+
+    outcomes = _by_scan(_prune(before.defs, instance, "alcf_raw"))
+
+    assert before.name not in outcomes and after.name not in outcomes  # resumed, not planned
+    alcf = collection_id("alcf_raw")
+    renames = [p for _, p in fakes.globus.requests[requests:] if p.endswith(f"{alcf}/rename")]
+    assert len(renames) >= 1  # the copy not yet moved went by a Globus rename
+    for scan in (before, after):
+        record = _copy(ledger, scan, "alcf_raw")
+        assert record.state is CopyState.PRUNED
+        [entry] = ledger.trash_of(scan.name, "alcf_raw")
+        assert entry.trash_path == trash_paths[scan.name] and entry.purged_at is not None
+        assert entry.sha256 == record.sha256
+        assert not scan.on_disk("alcf_raw", record).exists()
+        assert not (fakes.home / "alcf/raw" / entry.trash_path).exists()
+        assert [e["trash_path"] for e in scan.audited("pruned", "alcf_raw")] == [entry.trash_path]
+        assert len(scan.audited("purged", "alcf_raw")) == 1
+    assert_no_scan_lost(fakes, settings, ledger)
+
+
+def test_two_prunes_of_alcf_at_once_delete_each_copy_once(
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    fakes: FakeSite,
+    ledger: CopyLedger,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two real prune runs of alcf_raw in two threads of this process. (Production runs them
+    in separate processes. In one process, Dagster 1.13 re-applies ``logging.config.dictConfig``
+    at every run start, which deadlocks against a run logging in another thread, so this test
+    starts runs without the instance's YAML log handlers; it defines none.)"""
+    assert instance.get_yaml_python_handlers() == []
+    monkeypatch.setattr(instance, "get_yaml_python_handlers", list)
+    scans = [Scan(settings, instance, _named(request, f"_{n}"), *ALCF_SCAN) for n in range(3)]
+    names = [scan.name for scan in scans]
+    start = threading.Barrier(2)
+    results: list[list[dict[str, Any]]] = []
+    errors: list[BaseException] = []
+
+    def prune() -> None:
+        start.wait()
+        try:
+            results.append(_prune(scans[0].defs, instance, "alcf_raw"))
+        except BaseException as exc:  # surfaced below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=prune) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert len(results) == 2
+    deleted = Counter(
+        o["scan"] for run in results for o in run if o["action"] == "delete" and o["scan"] in names
+    )
+    assert deleted == Counter(names)
+    for scan in scans:
+        record = _copy(ledger, scan, "alcf_raw")
+        assert record.state is CopyState.PRUNED
+        assert len(scan.audited("pruned", "alcf_raw")) == 1
+        [entry] = ledger.trash_of(scan.name, "alcf_raw")
+        assert entry.purged_at is not None
+        assert not scan.on_disk("alcf_raw", record).exists()
+    assert_no_scan_lost(fakes, settings, ledger)
+
+
+def test_a_prune_racing_a_retransfer_to_alcf_is_refused_in_use(
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    fakes: FakeSite,
+    ledger: CopyLedger,
+) -> None:
+    scan = _scan(request, settings, instance, *ALCF_SCAN)
+    at_alcf = _copy(ledger, scan, "alcf_raw")
+    copying = LedgerResource(url=settings.ledger_url, wait_seconds=0)
+
+    with copying.copying("copy-run-1", scan.name, "data832_raw", "alcf_raw"):
+        outcome = _by_scan(_prune(scan.defs, instance, "alcf_raw"))[scan.name]
+
+    assert outcome["action"] == "refuse"
+    assert outcome["reason"].startswith("in use")
+    assert _copy(ledger, scan, "alcf_raw").state is CopyState.PRESENT
+    assert _sha256(scan.on_disk("alcf_raw", at_alcf)) == at_alcf.sha256
+    assert ledger.trash_of(scan.name, "alcf_raw") == []
+    assert scan.audited("pruned", "alcf_raw") == []
+    assert_no_scan_lost(fakes, settings, ledger)
+
+
+def test_a_purged_alcf_copy_is_restored_through_globus_from_the_beamline(
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    fakes: FakeSite,
+    ledger: CopyLedger,
+) -> None:
+    scan = _scan(request, settings, instance, *ALCF_SCAN)
+    at_alcf = _copy(ledger, scan, "alcf_raw")
+    assert scan.prune("alcf_raw")["action"] == "delete"
+    [entry] = ledger.trash_of(scan.name, "alcf_raw")
+    assert entry.purged_at is not None
+    assert not scan.on_disk("alcf_raw", at_alcf).exists()
+    requests = len(fakes.globus.requests)
+
+    result = scan.defs.resolve_job_def("restore_pruned_copy").execute_in_process(
+        instance=instance,
+        run_config={
+            "ops": {"restore_copy": {"config": {"scan": scan.name, "location": "alcf_raw"}}}
+        },
+    )
+
+    assert result.success
+    assert result.output_for_node("restore_copy") == [
+        f"{scan.name} alcf_raw {keys.RAW_SCAN} from data832_raw"
+    ]
+    assert [p for _, p in fakes.globus.requests[requests:] if p.endswith("/transfer")]
+    assert _sha256(scan.on_disk("alcf_raw", at_alcf)) == at_alcf.sha256
+    assert _copy(ledger, scan, "alcf_raw").state is CopyState.PRESENT
+    [restored] = scan.audited("restored", "alcf_raw")
+    assert restored["safe_copy"] == "data832_raw" and restored["sha256"] == at_alcf.sha256
+    [materialized] = result.asset_materializations_for_node("restore_copy")
+    assert materialized.asset_key == RAW_ALCF and materialized.partition == scan.name
+    assert materialized.metadata["restored_from"].value == "data832_raw"
+    assert_no_scan_lost(fakes, settings, ledger)
