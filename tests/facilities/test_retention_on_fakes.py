@@ -416,7 +416,7 @@ def test_a_crash_between_trash_and_purge_is_purged_later_and_already_gone_is_suc
     Globus delete task finds nothing to delete: that is success, and the entry is purged."""
     scan = _scan(request, settings, instance, *ALCF_SCAN)
     at_alcf = _copy(ledger, scan, "alcf_raw")
-    grace = build_definitions(_site_settings(fakes, grace_days=2 / 86400))
+    grace = build_definitions(_site_settings(fakes, grace_days=1 / 86400))
     requests = len(fakes.globus.requests)
 
     outcome = _by_scan(_prune(grace, instance, "alcf_raw"))[scan.name]
@@ -508,7 +508,7 @@ def test_two_prunes_of_alcf_at_once_delete_each_copy_once(
     starts runs without the instance's YAML log handlers; it defines none.)"""
     assert instance.get_yaml_python_handlers() == []
     monkeypatch.setattr(instance, "get_yaml_python_handlers", list)
-    scans = [Scan(settings, instance, _named(request, f"_{n}"), *ALCF_SCAN) for n in range(3)]
+    scans = [Scan(settings, instance, _named(request, f"_{n}"), *ALCF_SCAN) for n in range(2)]
     names = [scan.name for scan in scans]
     start = threading.Barrier(2)
     results: list[list[dict[str, Any]]] = []
