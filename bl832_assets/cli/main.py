@@ -93,6 +93,24 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("scan", help="the scan's partition key (its file name without .h5)")
     restore.add_argument("--location", required=True, help="endpoint the copy was pruned from")
 
+    from datetime import date  # YYYY-MM-DD, an operator's way to say "scans from March"
+
+    discover = commands.add_parser(
+        "discover", help="register the scans already stored on an endpoint (historic scans)"
+    )
+    discover.add_argument("endpoint", help="endpoint holding raw scans, e.g. data832_raw")
+    discover.add_argument("prefix", nargs="?", default="", help="only this folder of it")
+    discover.add_argument(
+        "--since", type=date.fromisoformat, help="files modified on or after YYYY-MM-DD"
+    )
+    discover.add_argument(
+        "--until", type=date.fromisoformat, help="files modified on or before YYYY-MM-DD"
+    )
+    discover.add_argument("--match", help="glob on the path relative to the endpoint")
+    discover.add_argument(
+        "--dry-run", action="store_true", help="validate and count, but register nothing"
+    )
+
     config = commands.add_parser("config", help="inspect the site settings")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     config_commands.add_parser("show", help="print the effective settings (they hold no secrets)")
@@ -163,6 +181,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bl832_assets.cli.retention import restore
 
             return restore(args.scan, args.location)
+        if args.command == "discover":
+            from bl832_assets.cli.discover import run_discover
+            from bl832_assets.discovery import DiscoverOptions
+
+            return run_discover(
+                DiscoverOptions(
+                    args.endpoint, args.prefix, args.since, args.until, args.match, args.dry_run
+                )
+            )
         if args.command == "demo":
             from bl832_assets.cli.site import demo
 
