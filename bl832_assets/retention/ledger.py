@@ -303,9 +303,20 @@ class CopyLedger:
             ).all()
         return [TrashEntry(**row._mapping) for row in rows]
 
-    def purged(self, entry_id: str, when: float) -> None:
+    def purged(self, entry_id: str, when: float) -> bool:
+        """Mark a trash entry used up; False when someone else already did (compare-and-set)."""
         with self._transaction() as conn:
-            conn.execute(trash.update().where(trash.c.id == entry_id).values(purged_at=when))
+            done = conn.execute(
+                trash.update()
+                .where(trash.c.id == entry_id, trash.c.purged_at.is_(None))
+                .values(purged_at=when)
+            )
+        return done.rowcount == 1
+
+    def still_in_trash(self, entry_id: str) -> bool:
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(trash.c.purged_at).where(trash.c.id == entry_id)).first()
+        return row is not None and row.purged_at is None
 
     # -- leases -----------------------------------------------------------------------------
 

@@ -92,17 +92,34 @@ class Pruner:
                 continue  # its prune is alive (or died recently): leave it to that one
 
     def purge(self, endpoint: str) -> None:
+        """Purge the trash past its grace period, each entry under its copy's claim, so two
+        prunes of one location (or a purge and a restore) never both act on one entry."""
         # The later of the run's clock and now: an entry trashed by this very run with no grace
         # period was stamped after the run began, and is due at once.
         for entry in self.ledger.trash_due(endpoint, max(self.now, time.time())):
-            self.measurer.transfer.delete(
-                endpoint, entry.trash_path, label=f"purge {entry.scan} {endpoint}"
-            )
-            self.ledger.purged(entry.id, time.time())
+            try:
+                with self.ledger.leased(
+                    [Claim(entry.scan, endpoint, exclusive=True)],
+                    purpose=f"purge of {endpoint} (run {self.run_id[:8]})",
+                    seconds=self.settings.retention.purge_after_crash_minutes * 60,
+                ):
+                    self._purge_entry(entry)
+            except LeaseConflict:
+                continue  # another prune, a copy or a restore holds it: a later run purges it
+
+    def _purge_entry(self, entry: TrashEntry) -> None:
+        """Delete one trash entry (already gone is fine) and record it, unless it was used up
+        meanwhile. The caller holds the copy's exclusive claim."""
+        if not self.ledger.still_in_trash(entry.id):
+            return
+        self.measurer.transfer.delete(
+            entry.endpoint, entry.trash_path, label=f"purge {entry.scan} {entry.endpoint}"
+        )
+        if self.ledger.purged(entry.id, time.time()):
             self.audit.append(
                 "purged",
                 scan=entry.scan,
-                location=endpoint,
+                location=entry.endpoint,
                 path=entry.trash_path,
                 size_bytes=entry.size_bytes,
                 sha256=entry.sha256,
@@ -276,7 +293,7 @@ class Pruner:
         if had_refusal:
             self._check(copy, passed=True, description=f"pruned behind {behind}")
         if grace == 0:
-            self.purge(copy.endpoint)
+            self._purge_entry(entry)  # this prune already holds the copy's claim
         return replace(
             _outcome(copy, Action.DELETE, why, behind, audited["id"]), size_bytes=entry.size_bytes
         )

@@ -326,9 +326,9 @@ class _DeleteHook:
 def test_two_prunes_purging_one_trash_at_once_purge_each_entry_once(
     make_world: Callable[..., World], ledger_url: str
 ) -> None:
-    """Prune B lists the trash due for purging; prune A purges it all meanwhile (run in B's
-    first delete, deterministically); then B reaches the same entries. The audit log must say
-    once that each trashed copy was purged, and the entry keep the time it really was."""
+    """Prune B lists the trash due for purging; prune A runs meanwhile (inside B's first
+    delete, deterministically); then B reaches the same entries. The audit log must say once
+    that each trashed copy was purged, and each entry keep the time it really was."""
     world = make_world(database_url=ledger_url, grace_days=1)
     scans = [f"20260102_0901{i:02d}_pgpurge" for i in range(3)]
     for scan in scans:
@@ -354,11 +354,21 @@ def test_two_prunes_purging_one_trash_at_once_purge_each_entry_once(
     )
     prune_b.prune("spot832")
 
-    assert first_purges and all(first_purges.values())
-    purged = [(e["scan"], e["run_id"]) for e in world.audited("purged")]
-    assert sorted(purged) == sorted((scan, "prune-a") for scan in scans)
+    # B holds the claim on the entry it is purging while A runs, so A leaves that one alone
+    # and purges the others; B finishes its own. Each entry is purged by exactly one prune.
+    assert first_purges[scans[0]] is None
+    assert all(first_purges[scan] is not None for scan in scans[1:])
+    purged = world.audited("purged")
+    assert sorted(e["scan"] for e in purged) == sorted(scans)
+    assert {e["scan"]: e["run_id"] for e in purged} == {
+        scans[0]: "prune-b",
+        **{scan: "prune-a" for scan in scans[1:]},
+    }
     for scan in scans:
         [entry] = world.ledger.trash_of(scan, "spot832")
         assert not world.path("spot832", entry.trash_path).exists()
-        assert entry.purged_at == first_purges[scan]
+        [line] = [e for e in purged if e["scan"] == scan]
+        assert entry.purged_at is not None and abs(entry.purged_at - line["time"]) < 1.0
+        if scan != scans[0]:
+            assert entry.purged_at == first_purges[scan]  # not overwritten by the later prune
     world.no_scan_lost()
