@@ -41,6 +41,7 @@ dev: venv $(DAGSTER_HOME)/dagster.yaml
 bench: venv
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/bench_copy.py
+	$(BIN)/python benchmarks/bench_discover.py
 	$(BIN)/python benchmarks/bench_prune.py
 	$(BIN)/python benchmarks/bench_pyramid.py
 	$(BIN)/python benchmarks/bench_recon.py
