@@ -33,3 +33,7 @@ CATALOG_RAW = key(CATALOG, RAW_DATASET)
 CATALOG_DERIVED = key(CATALOG, DERIVED_DATASET)
 ARCHIVE_TIFF = key(ARCHIVE, RECON_TIFF)
 ARCHIVE_ZARR = key(ARCHIVE, RECON_ZARR)
+
+DECLARING_EXPORT_CONTROL = [DETECTOR_RAW, BEAMLINE_RAW]
+"""Assets whose records carry a scan's export-control flag, as read from its file: the
+detector's observation of a new scan, the beamline copy of a discovered historic one."""

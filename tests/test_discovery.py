@@ -20,6 +20,7 @@ import pytest
 
 from bl832_assets import keys
 from bl832_assets.cli.main import main
+from bl832_assets.definitions import build_definitions
 from bl832_assets.discovery import DiscoverOptions, DiscoverySummary, discover
 from bl832_assets.resources.transfer.base import TransferResource
 from bl832_assets.resources.wiring import build_resources
@@ -263,3 +264,27 @@ def test_an_unreadable_endpoint_exits_1_saying_what_to_check(
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1
     assert "no/such/folder" in error[0] and "check that the storage is mounted" in error[0]
+
+
+def test_a_discovered_scan_travels_on_with_the_export_control_its_file_declares(
+    site: Settings, instance: dg.DagsterInstance, raw: Path, tmp_path: Path
+) -> None:
+    """A historic scan has no detector record: its copies take the flag discovery read from
+    the file, so an open scan reaches the archive and a controlled one stays on site."""
+    write_synthetic_scan(raw / "p2/secret.h5", columns=16, rows=2, angles=11, export_control=True)
+    _run(site, instance)
+    defs = build_definitions(site)
+    archive = keys.key("nersc", keys.RAW_SCAN)
+    job = defs.resolve_implicit_global_asset_job_def()
+
+    open_scan = job.execute_in_process(
+        instance=instance, partition_key="may", asset_selection=[archive], raise_on_error=False
+    )
+    assert open_scan.success
+    assert (site.root("nersc_cfs") / "p2/may.h5").read_bytes() == (raw / "p2/may.h5").read_bytes()
+
+    controlled = job.execute_in_process(
+        instance=instance, partition_key="secret", asset_selection=[archive], raise_on_error=False
+    )
+    assert not controlled.success
+    assert not (site.root("nersc_cfs") / "p2/secret.h5").exists()

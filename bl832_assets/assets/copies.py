@@ -63,7 +63,7 @@ def build_copy(
         source: Recorded = newest_of(context, upstreams)
         relative = str(source.metadata["relative_path"])
         source_endpoint = str(source.metadata["endpoint"])
-        controlled = export_controlled(context, keys.DETECTOR_RAW)
+        controlled = export_controlled(context, keys.DECLARING_EXPORT_CONTROL)
         holder = f"copy:{context.run.run_id}:{key.to_user_string()}:{context.partition_key}"
         started = time.monotonic()
         with (
@@ -82,6 +82,7 @@ def build_copy(
             metadata={
                 **_location_metadata(settings, destination, relative),
                 "source_endpoint": result.source,
+                "export_control": controlled,
                 "task_id": result.task_id,
                 "size_bytes": result.bytes_total,
                 "bytes_transferred": result.bytes_transferred,

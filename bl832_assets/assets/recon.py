@@ -66,7 +66,7 @@ def _record_product(context: dg.AssetExecutionContext, endpoint: str, output: st
             sha256=None,
             made_at=time.time(),
             made_by=context.run.run_id,
-            export_controlled=export_controlled(context, keys.DETECTOR_RAW),
+            export_controlled=export_controlled(context, keys.DECLARING_EXPORT_CONTROL),
         )
     )
 

@@ -69,9 +69,14 @@ def require_metadata(
 
 def export_controlled(
     context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
-    detector: dg.AssetKey,
+    declared_by: list[dg.AssetKey],
 ) -> bool:
-    """The scan's export-control flag as the detector's file declared it. A scan with no such
-    record is treated as controlled: the transfer layer then keeps it on site."""
-    record = latest_record(context.instance, detector, context.partition_key)
-    return True if record is None else bool(record.metadata.get("export_control", True))
+    """The scan's export-control flag as its file declared it, read from the first of
+    ``declared_by`` that recorded one (the detector's observation, or the beamline copy a
+    discovery of historic scans recorded). A scan with no such record is treated as
+    controlled: the transfer layer then keeps it on site."""
+    for key in declared_by:
+        record = latest_record(context.instance, key, context.partition_key)
+        if record is not None and "export_control" in record.metadata:
+            return bool(record.metadata["export_control"])
+    return True
