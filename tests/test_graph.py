@@ -12,6 +12,8 @@ from bl832_assets import keys
 from bl832_assets.definitions import build_definitions
 from bl832_assets.dispatch import register
 from bl832_assets.execution import RunReport, execute
+from bl832_assets.retention.ledger import CopyState
+from bl832_assets.retention.resource import open_ledger
 from bl832_assets.sensors import evaluate_tick
 from bl832_assets.settings import Decision, SensorSettings, Settings
 
@@ -287,3 +289,31 @@ def test_bad_run_config_fails_the_reconstruction_naming_the_option(
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
     assert "binning" in failure.step_failure_data.error.message
+
+
+def test_a_reconstruction_made_again_replaces_the_ledger_record_of_a_pruned_one(
+    site: Settings, instance: dg.DagsterInstance
+) -> None:
+    """A product pruned from facility scratch and then made again (reprocessing) is recorded
+    as a new copy, so retention sees it and prunes it in its turn."""
+    report = _run_one(site, instance, "F/20260102_090006_again.h5", rows=4)
+    assert report.succeeded, report.failures()
+    scan = report.partition
+    ledger = open_ledger(site.ledger_url)
+    product = ledger.get(scan, "nersc_pscratch", keys.RECON_TIFF)
+    assert product is not None and product.sha256 is not None  # hashed when it came home
+    assert ledger.move(product, CopyState.PRUNED, expect=(CopyState.PRESENT,))
+
+    again = (
+        build_definitions(site)
+        .resolve_implicit_global_asset_job_def()
+        .execute_in_process(
+            instance=instance, partition_key=scan, asset_selection=[keys.key("nersc", "recon_tiff")]
+        )
+    )
+
+    assert again.success
+    remade = ledger.get(scan, "nersc_pscratch", keys.RECON_TIFF)
+    assert remade is not None and remade.state is CopyState.PRESENT
+    assert remade.made_at > product.made_at and remade.made_by == again.run_id
+    assert remade.sha256 is None  # new bytes: known again once they come home

@@ -7,6 +7,7 @@ overridden per run from the launchpad (``ReconConfig``).
 """
 
 import time
+from contextlib import AbstractContextManager
 
 import dagster as dg
 from pydantic import Field
@@ -49,12 +50,22 @@ class ReconConfig(dg.Config):
             raise dg.Failure(description=f"run config: {exc}", allow_retries=False) from exc
 
 
+def _claims(
+    context: dg.AssetExecutionContext, reads: str, writes: str
+) -> AbstractContextManager[None]:
+    """While a facility job runs, its input is pinned and its output location claimed, so no
+    prune removes the scan it reads or the product it is rewriting."""
+    ledger: LedgerResource = context.resources.ledger
+    holder = f"compute:{context.run.run_id}:{context.asset_key.to_user_string()}"
+    return ledger.copying(holder, context.partition_key, reads, writes)
+
+
 def _record_product(context: dg.AssetExecutionContext, endpoint: str, output: str) -> None:
     """A facility's product enters the ledger when it is made, so its scratch copy can be
-    pruned even if it never comes home; its checksum is filled in by the copy that brings it
-    home, which hashes it."""
+    pruned even if it never comes home; a product made again replaces the record of the one
+    before. Its checksum is filled in by the copy that brings it home, which hashes it."""
     ledger: LedgerResource = context.resources.ledger
-    ledger.ledger().record_seen(
+    ledger.ledger().record_made(
         CopyFacts(
             scan=context.partition_key,
             endpoint=endpoint,
@@ -118,9 +129,12 @@ def build_recon(settings: Settings, facility: str) -> list[dg.AssetsDefinition]:
     def recon_tiff(context: dg.AssetExecutionContext, config: ReconConfig) -> dg.MaterializeResult:
         scan = str(require_metadata(context, raw_key)["relative_path"])
         options = config.options(settings.recon)
-        with retry_only_if_transient(f"{name} reconstruction"):
+        with (
+            retry_only_if_transient(f"{name} reconstruction"),
+            _claims(context, settings.hpc[facility].raw, scratch),
+        ):
             outcome = compute(context).reconstruct(context, scan, options)
-        _record_product(context, scratch, outcome.output)
+            _record_product(context, scratch, outcome.output)
         return _materialization(settings, scratch, outcome)
 
     @dg.asset(
@@ -133,9 +147,9 @@ def build_recon(settings: Settings, facility: str) -> list[dg.AssetsDefinition]:
     )
     def recon_zarr(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         tiffs = str(require_metadata(context, tiff_key)["relative_path"])
-        with retry_only_if_transient(f"{name} pyramid"):
+        with retry_only_if_transient(f"{name} pyramid"), _claims(context, scratch, scratch):
             outcome = compute(context).build_pyramid(context, tiffs)
-        _record_product(context, scratch, outcome.output)
+            _record_product(context, scratch, outcome.output)
         return _materialization(settings, scratch, outcome)
 
     return [recon_tiff, recon_zarr]

@@ -38,8 +38,9 @@ class LedgerResource(dg.ConfigurableResource):
 
     @contextmanager
     def copying(self, holder: str, scan: str, source: str, destination: str) -> Iterator[None]:
-        """Claim the destination exclusively and pin the source while a copy runs, waiting
-        for a prune that holds either to finish."""
+        """Claim the destination exclusively and pin the source while a copy (or a facility
+        job reading one copy and writing another) runs, waiting for a prune that holds either
+        to finish."""
         claims = [Claim(scan, destination, exclusive=True), Claim(scan, source, exclusive=False)]
         ledger = self.ledger()
         deadline = time.monotonic() + self.wait_seconds
