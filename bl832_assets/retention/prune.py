@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -101,7 +102,7 @@ class Pruner:
                 with self.ledger.leased(
                     [Claim(entry.scan, endpoint, exclusive=True)],
                     purpose=f"purge of {endpoint} (run {self.run_id[:8]})",
-                    seconds=self.settings.retention.purge_after_crash_minutes * 60,
+                    seconds=self._claim_seconds(),
                 ):
                     self._purge_entry(entry)
             except LeaseConflict:
@@ -136,15 +137,15 @@ class Pruner:
         if proposal.action is Action.REFUSE:
             return self._refuse(copy, proposal.reason)
         try:
-            with self._claimed(copy, proposal.safe):
+            with self._claimed(copy, proposal.safe) as holder:
                 current = self.ledger.get(copy.scan, copy.endpoint, copy.dataset)
                 if current is None or current.state is not CopyState.PRESENT:
                     return _moved_on(copy, current)
-                return self._verified_delete(replace(proposal, copy=current))
+                return self._verified_delete(replace(proposal, copy=current), holder)
         except LeaseConflict as conflict:
             return self._refuse(copy, f"in use: {conflict}")
 
-    def _verified_delete(self, proposal: Proposal) -> Outcome:
+    def _verified_delete(self, proposal: Proposal, holder: str) -> Outcome:
         copy = proposal.copy
         if needs_catalog_record(self.settings, copy):
             missing = self._catalog_problem(copy)
@@ -166,9 +167,10 @@ class Pruner:
                 f"({copy.sha256[:12]}…, now {here.sha256[:12]}…): it is kept and never used "
                 "as a reference",
             )
-        behind, problems = self._verified_safe_copy(proposal, here)
-        if behind is None:
+        verified, problems = self._verified_safe_copy(proposal, here)
+        if verified is None:
             return self._refuse(copy, "no verified safe copy: " + "; ".join(problems))
+        safe, behind = verified
         if self.dry_run:
             return replace(
                 _outcome(
@@ -179,6 +181,17 @@ class Pruner:
                 ),
                 size_bytes=here.size_bytes,
             )
+        # Verifying may outlast the claims (a hash job waiting in a facility's queue): take them
+        # again, and see that the copy behind this one is still recorded, before anything moves.
+        self.ledger.acquire(
+            holder,
+            self._claims(copy, proposal.safe),
+            purpose=self._purpose(copy),
+            seconds=self._claim_seconds(),
+        )
+        still = self.ledger.get(safe.scan, safe.endpoint, safe.dataset)
+        if still is None or still.state is not CopyState.PRESENT:
+            return self._refuse(copy, f"the copy behind it at {safe.endpoint} changed meanwhile")
         trash_path = self._trash_path(copy)
         if not self.ledger.move(
             copy,
@@ -196,8 +209,9 @@ class Pruner:
 
     def _verified_safe_copy(
         self, proposal: Proposal, here: Measurement
-    ) -> tuple[str | None, list[str]]:
-        """The first safe copy whose bytes, measured now, equal this copy's and its own record."""
+    ) -> tuple[tuple[CopyRecord, str] | None, list[str]]:
+        """The first safe copy whose bytes, measured now, equal this copy's and its own record,
+        with how it was verified; else what was wrong with each."""
         problems = []
         for safe in proposal.safe:
             where = f"{safe.endpoint}:{safe.relative_path}"
@@ -216,7 +230,7 @@ class Pruner:
                     f"{where} holds other bytes ({there.size_bytes} B, {there.sha256[:12]}…)"
                 )
             else:
-                return f"{where} (sha256 {there.sha256[:12]}…, {there.how})", problems
+                return (safe, f"{where} (sha256 {there.sha256[:12]}…, {there.how})"), problems
         return None, problems
 
     def _into_trash(
@@ -343,14 +357,24 @@ class Pruner:
             return f"catalog unreachable ({_brief(exc)}): raw data goes only once it is catalogued"
         return None if record is not None else "no catalog record of this scan yet"
 
-    def _claimed(self, copy: CopyRecord, safe: tuple[CopyRecord, ...]) -> Any:
-        claims = [Claim(copy.scan, copy.endpoint, exclusive=True)]
-        claims += [Claim(s.scan, s.endpoint, exclusive=False) for s in safe]
+    def _claimed(
+        self, copy: CopyRecord, safe: tuple[CopyRecord, ...]
+    ) -> AbstractContextManager[str]:
         return self.ledger.leased(
-            claims,
-            purpose=f"prune of {copy.endpoint} (run {self.run_id[:8]})",
-            seconds=self.settings.retention.purge_after_crash_minutes * 60,
+            self._claims(copy, safe), purpose=self._purpose(copy), seconds=self._claim_seconds()
         )
+
+    @staticmethod
+    def _claims(copy: CopyRecord, safe: tuple[CopyRecord, ...]) -> list[Claim]:
+        """The copy to delete, exclusively; every copy that may stand behind it, pinned."""
+        claims = [Claim(copy.scan, copy.endpoint, exclusive=True)]
+        return claims + [Claim(s.scan, s.endpoint, exclusive=False) for s in safe]
+
+    def _purpose(self, copy: CopyRecord) -> str:
+        return f"prune of {copy.endpoint} (run {self.run_id[:8]})"
+
+    def _claim_seconds(self) -> float:
+        return self.settings.retention.purge_after_crash_minutes * 60
 
     def _trash_path(self, copy: CopyRecord) -> str:
         day = datetime.fromtimestamp(self.now, UTC).strftime("%Y%m%d")

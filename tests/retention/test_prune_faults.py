@@ -7,6 +7,7 @@ import contextlib
 import os
 import resource
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -75,6 +76,43 @@ def test_prune_refuses_when_safe_copy_is_corrupt(world: World) -> None:
     assert world.state(SCAN) is CopyState.PRESENT
     assert world.audited("pruned") == []
     world.no_scan_lost()
+
+
+class _SlowSafeCopy:
+    """The world's transfer, except that measuring the safe copy at data832_raw takes so long
+    that the prune's claims lapse and another prune of data832_raw deletes that copy."""
+
+    def __init__(self, world: World) -> None:
+        self._world, self._transfer = world, world.transfer
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._transfer, name)
+
+    def checksums(self, endpoint: str, relative_path: str) -> dict[str, str]:
+        measured = self._transfer.checksums(endpoint, relative_path)
+        if endpoint == "data832_raw":
+            with sqlite3.connect(self._world.settings.home / "copies.sqlite") as db:
+                db.execute("UPDATE leases SET expires_at = 0")  # the claims lapse
+            other = self._world.ledger.get(SCAN, "data832_raw", keys.RAW_SCAN)
+            assert other is not None
+            assert self._world.ledger.move(other, CopyState.PRUNED, expect=(CopyState.PRESENT,))
+        return measured
+
+
+def test_a_verification_that_outlasts_its_claims_deletes_nothing_when_the_safe_copy_went(
+    world: World,
+) -> None:
+    data = world.scan(SCAN)
+    pruner = world.pruner()
+    pruner.measurer = Measurer(world.settings, _SlowSafeCopy(world), {}, None)  # type: ignore[arg-type]
+
+    [outcome] = pruner.prune("spot832")
+
+    assert outcome.action is Action.REFUSE
+    assert "the copy behind it at data832_raw changed meanwhile" in outcome.reason
+    assert spot(world).read_bytes() == data
+    assert world.state(SCAN) is CopyState.PRESENT
+    assert world.audited("pruned") == []
 
 
 def test_prune_refuses_when_safe_copy_is_missing(world: World) -> None:
