@@ -8,6 +8,7 @@ unique name from the test modules.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -179,6 +180,29 @@ class World:
     def prune(self, endpoint: str = "spot832", **options: Any) -> dict[str, Outcome]:
         """Prune one location; outcomes by scan (one dataset per scan in these tests)."""
         return {o.scan: o for o in self.pruner(**options).prune(endpoint)}
+
+    def prune_twice_at_once(self, endpoint: str = "spot832") -> list[list[Outcome]]:
+        """Two prunes of one location started together in two threads; each one's outcomes.
+        An error in either is raised here, not lost in its thread."""
+        start = threading.Barrier(2)
+        results: list[list[Outcome]] = []
+        errors: list[BaseException] = []
+
+        def prune(run: str) -> None:
+            pruner = self.pruner(run_id=run)
+            start.wait()
+            try:
+                results.append(list(pruner.prune(endpoint)))
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=prune, args=(f"run-{n}",)) for n in "ab"]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        return results
 
     def state(self, scan: str, endpoint: str = "spot832") -> CopyState:
         record = self.ledger.get(scan, endpoint, keys.RAW_SCAN)

@@ -26,7 +26,7 @@ from bl832_assets.retention.ledger import (
 )
 from bl832_assets.retention.measure import Measurer
 from bl832_assets.retention.plan import Action
-from bl832_assets.retention.prune import Outcome, Pruner
+from bl832_assets.retention.prune import Pruner
 
 if TYPE_CHECKING:
     from conftest import World
@@ -276,25 +276,7 @@ def test_two_prunes_on_one_postgres_ledger_delete_each_copy_exactly_once(
     scans = [f"20260102_0900{i:02d}_pgrace" for i in range(12)]
     for scan in scans:
         world.scan(scan)
-    start = threading.Barrier(2)
-    results: list[list[Outcome]] = []
-    errors: list[BaseException] = []
-
-    def prune(run: str) -> None:
-        pruner = world.pruner(run_id=run)
-        start.wait()
-        try:
-            results.append(list(pruner.prune("spot832")))
-        except BaseException as exc:  # surfaced below, not lost in the thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=prune, args=(f"run-{n}",)) for n in "ab"]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
+    results = world.prune_twice_at_once("spot832")
     deleted = Counter(o.scan for run in results for o in run if o.action is Action.DELETE)
     assert deleted == Counter(scans)
     assert Counter(e["scan"] for e in world.audited("pruned")) == Counter(scans)

@@ -9,7 +9,6 @@ import resource
 import signal
 import sqlite3
 import subprocess
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -27,7 +26,6 @@ from bl832_assets.resources.transfer.errors import TransferFailed
 from bl832_assets.retention.ledger import Claim, CopyState
 from bl832_assets.retention.measure import Measurer
 from bl832_assets.retention.plan import Action
-from bl832_assets.retention.prune import Outcome
 from bl832_assets.retention.resource import LedgerResource
 from bl832_assets.retention.restore import restore
 
@@ -315,25 +313,7 @@ def test_two_prunes_of_one_location_at_once_delete_each_copy_exactly_once(
     scans = [f"20260102_0900{i:02d}_race" for i in range(12)]
     for scan in scans:
         world.scan(scan)
-    start = threading.Barrier(2)
-    results: list[list[Outcome]] = []
-    errors: list[BaseException] = []
-
-    def prune(run: str) -> None:
-        pruner = world.pruner(run_id=run)
-        start.wait()
-        try:
-            results.append(list(pruner.prune("spot832")))
-        except BaseException as exc:  # surfaced below, not lost in the thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=prune, args=(f"run-{n}",)) for n in "ab"]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
+    results = world.prune_twice_at_once("spot832")
     deleted = Counter(o.scan for run in results for o in run if o.action is Action.DELETE)
     assert deleted == Counter(scans)
     pruned = Counter(e["scan"] for e in world.audited("pruned"))
