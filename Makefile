@@ -15,6 +15,11 @@ $(BIN)/bl832: pyproject.toml
 
 venv: $(BIN)/bl832
 
+# Debian's chromium for the browser test and bench_ui.py (Playwright drives it; pip brings none):
+# installed with apt-get as root, else the script says what to run with sudo.
+/usr/bin/chromium:
+	sh scripts/ensure-chromium
+
 # The instance settings travel with the site: dagster.yaml is copied into its DAGSTER_HOME.
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
@@ -31,14 +36,14 @@ demo-facilities: venv $(DAGSTER_HOME)/dagster.yaml
 fakes: venv
 	$(BIN)/python -m bl832_assets.fakes
 
-test: venv
+test: venv /usr/bin/chromium
 	$(BIN)/python -m pytest
 
 dev: venv $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/bl832 pools
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-bench: venv
+bench: venv /usr/bin/chromium
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/bench_copy.py
 	$(BIN)/python benchmarks/bench_discover.py
@@ -46,6 +51,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_pyramid.py
 	$(BIN)/python benchmarks/bench_recon.py
 	$(BIN)/python benchmarks/bench_scan.py
+	$(BIN)/python benchmarks/bench_ui.py
 
 lint: venv
 	$(BIN)/ruff check bl832_assets tests benchmarks
