@@ -111,6 +111,11 @@ class CatalogSettings(_Credentials):
     """The dataset catalog (SciCat in production, SQLite when local)."""
 
     url: str | None = Field(default=None, description="SciCat API base URL (scicat backend).")
+    frontend_url: str | None = Field(
+        default=None,
+        description="SciCat frontend where people browse datasets; a catalog asset links to "
+        "<frontend_url>/datasets/<pid>. Default: the API URL without its /api/vN path.",
+    )
     username: str | None = Field(default=None, description="Functional account to log in as.")
     password_env: str = Field(
         default="SCICAT_PASSWORD", description="Environment variable holding its password."

@@ -2,7 +2,9 @@
 
 A scan is registered from its beamline copy, so the record points at storage that outlives the
 detector's one-day retention; the reconstruction is registered once it is home, linked to the
-raw record. Re-registering a scan updates its record and keeps its identifier.
+raw record. Re-registering a scan updates its record and keeps its identifier. Each record
+links to where people read it: its SciCat page, or the command printing it from the local
+catalog.
 """
 
 import tempfile
@@ -11,15 +13,22 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
+from PIL import Image
 
 from bl832_assets import keys
 from bl832_assets.assets.failures import retry_only_if_transient, retry_policy
 from bl832_assets.assets.records import newest_of, require_metadata
 from bl832_assets.partitions import scans
 from bl832_assets.resources.catalog.base import CatalogRecord, CatalogResource, FileEntry
+from bl832_assets.resources.catalog.local import show_command
+from bl832_assets.resources.catalog.scicat import dataset_page
 from bl832_assets.resources.transfer.base import TransferResource
 from bl832_assets.science.dx import read_metadata
-from bl832_assets.science.preview import data_uri, write_projection_thumbnail
+from bl832_assets.science.preview import (
+    data_uri,
+    inline_markdown,
+    write_projection_thumbnail,
+)
 from bl832_assets.settings import FACILITIES, Settings
 
 
@@ -35,10 +44,22 @@ def _entries(location: Path, checksums: Mapping[str, str]) -> list[FileEntry]:
     return [entry(location / name, name) for name in sorted(checksums)]
 
 
-def _record_metadata(record: CatalogRecord, started: float) -> dict[str, object]:
+def _link(settings: Settings, pid: str) -> dict[str, object]:
+    """Where a scientist reads the record: its SciCat page (``dataset_url``), or for the local
+    catalog the command that prints it (``show``)."""
+    if settings.backends.catalog == "scicat":
+        page = dataset_page(str(settings.catalog.url), pid, settings.catalog.frontend_url)
+        return {"dataset_url": dg.MetadataValue.url(page)}
+    return {"show": show_command(pid)}
+
+
+def _record_metadata(
+    settings: Settings, record: CatalogRecord, started: float
+) -> dict[str, object]:
     fields = record.record
     return {
         "pid": record.pid,
+        **_link(settings, record.pid),
         "created": record.created,
         "owner_group": str(fields.get("ownerGroup", "")),
         "access_groups": dg.MetadataValue.json(fields.get("accessGroups", [])),
@@ -70,15 +91,18 @@ def build_catalog(settings: Settings) -> list[dg.AssetsDefinition]:
         copy = require_metadata(context, keys.BEAMLINE_RAW)
         path = Path(str(copy["path"]))
         with tempfile.TemporaryDirectory() as scratch:
-            thumbnail = data_uri(write_projection_thumbnail(path, Path(scratch) / "thumbnail.png"))
+            png = write_projection_thumbnail(path, Path(scratch) / "thumbnail.png")
+            thumbnail = data_uri(png)  # the catalog's, full size
+            with Image.open(png) as picture:  # the UI's, small enough to render inline
+                inline = inline_markdown(picture.convert("L"), "first projection")
         metadata = read_metadata(path)
         files = _entries(path, {path.name: str(copy["sha256"])})
         with retry_only_if_transient("catalog raw dataset"):
             record = catalog.ingest_raw(str(path), metadata, files, thumbnail=thumbnail)
         return dg.MaterializeResult(
             metadata={
-                **_record_metadata(record, started),
-                "thumbnail": dg.MetadataValue.md(f"![first projection]({thumbnail})"),
+                **_record_metadata(settings, record, started),
+                "thumbnail": dg.MetadataValue.md(inline),
             }
         )
 
@@ -122,6 +146,6 @@ def build_catalog(settings: Settings) -> list[dg.AssetsDefinition]:
                     if k in recon
                 },
             )
-        return dg.MaterializeResult(metadata=_record_metadata(record, started))
+        return dg.MaterializeResult(metadata=_record_metadata(settings, record, started))
 
     return [raw_dataset, derived_dataset]

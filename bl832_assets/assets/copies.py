@@ -4,10 +4,15 @@ One factory serves every hop (detector → beamline → facility, and results co
 copies are made, recorded and checked the same way. The source of a copy is wherever its newest
 upstream asset says the data is, which is how a result comes home from whichever facility made
 it most recently.
+
+Every copy says where it lives, its size, its checksum and when retention will prune it; and
+it carries on what its source knew about the science (``CARRIED_FROM_SOURCE``), so the copy
+people open at home shows the previews, centre and facility job of the reconstruction itself.
 """
 
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -20,9 +25,27 @@ from bl832_assets.partitions import scans
 from bl832_assets.resources.transfer.base import TransferResource
 from bl832_assets.resources.transfer.errors import ChecksumUnavailable
 from bl832_assets.resources.transfer.results import TransferResult
-from bl832_assets.retention.ledger import CopyFacts, CopyLedger
+from bl832_assets.retention.ledger import CopyFacts, CopyLedger, CopyRecord
+from bl832_assets.retention.locations import asset_endpoints, dataset_of
+from bl832_assets.retention.plan import DAY, needs_catalog_record, propose, safe_endpoints
 from bl832_assets.retention.resource import LedgerResource
 from bl832_assets.settings import Settings
+
+CARRIED_FROM_SOURCE = (
+    "preview_xy",
+    "preview_xz",
+    "preview_yz",
+    "histogram",
+    "centre",
+    "centre_confidence",
+    "options",
+    "facility",
+    "facility_job_id",
+    "facility_log",
+)
+"""Entries a copy publishes again, unchanged, from its source's record where the source has
+them: a result's science and provenance travel with it from the facility to home and on to
+the archive, while a raw scan's copies, whose sources have none of them, carry nothing."""
 
 
 def _location_metadata(settings: Settings, endpoint: str, relative: str) -> dict[str, object]:
@@ -30,6 +53,51 @@ def _location_metadata(settings: Settings, endpoint: str, relative: str) -> dict
         "endpoint": endpoint,
         "relative_path": relative,
         "path": dg.MetadataValue.path(settings.location_of(endpoint, relative)),
+    }
+
+
+def retention_of(settings: Settings, copy: CopyRecord) -> str:
+    """When retention will prune ``copy`` and behind which copy, decided as the prune plan
+    decides (``retention.plan``), for the asset's metadata."""
+    days = settings.retention_days.get(copy.endpoint)
+    if days is None:
+        return f"kept: no retention at {copy.endpoint}"
+    due = copy.made_at + days * DAY
+    behind = safe_endpoints(settings, copy)
+    if not behind:  # the plan's own reason for keeping it once it is due
+        return f"kept: {propose(settings, {}, copy, due).reason}"
+    holders = " or ".join(_asset_at(settings, endpoint, copy.dataset) for endpoint in behind)
+    when = datetime.fromtimestamp(due, UTC).date().isoformat()
+    span = f"{days:g} day" + ("" if days == 1 else "s")
+    text = f"pruned after {span} (due {when}) once {holders} holds a verified copy"
+    if needs_catalog_record(settings, copy):
+        text += f" and {keys.CATALOG_RAW.to_user_string()} records the scan"
+    return text
+
+
+def _asset_at(settings: Settings, endpoint: str, dataset: str) -> str:
+    """The asset whose copy of ``dataset`` lives on ``endpoint``, by the name people browse."""
+    for key, where in asset_endpoints(settings).items():
+        if where == endpoint and dataset_of(key) == dataset:
+            return key.to_user_string()
+    return endpoint
+
+
+def _checksum_metadata(result: TransferResult, copy: CopyRecord | None) -> dict[str, object]:
+    """The copy's tree digest and who measured it: this copy, where the destination could be
+    hashed here, else its source, whose bytes the transfer task verified it holds. Nothing
+    where neither was hashed."""
+    if result.sha256:
+        return {
+            "sha256": tree_digest(result.sha256),
+            "sha256_of": f"this copy at {result.destination}",
+        }
+    if copy is None or copy.sha256 is None:
+        return {}
+    return {
+        "sha256": copy.sha256,
+        "sha256_of": f"the source at {result.source}, which task {result.task_id} verified "
+        "this copy against",
     }
 
 
@@ -77,10 +145,11 @@ def build_copy(
                 label=f"{key.to_user_string()} {context.partition_key}",
                 export_controlled=controlled,
             )
-            record_copy(ledger.ledger(), context, key, source, result, controlled)
+            copy = record_copy(ledger.ledger(), context, key, source, result, controlled)
         return dg.MaterializeResult(
             metadata={
                 **_location_metadata(settings, destination, relative),
+                **source.carried(CARRIED_FROM_SOURCE),
                 "source_endpoint": result.source,
                 "export_control": controlled,
                 "task_id": result.task_id,
@@ -90,8 +159,8 @@ def build_copy(
                 "files_skipped": result.files_skipped,
                 # Which files this copy wrote; the first hundred, a TIFF stack has thousands.
                 "transferred_files": dg.MetadataValue.json(list(result.transferred[:100])),
-                # Only hashes really computed: Globus returns none for storage not mounted here.
-                **({"sha256": tree_digest(result.sha256)} if result.sha256 else {}),
+                **_checksum_metadata(result, copy),
+                **({"retention": retention_of(settings, copy)} if copy else {}),
                 "seconds": round(time.monotonic() - started, 3),
             }
         )
@@ -128,11 +197,11 @@ def record_copy(
     source: Recorded,
     result: TransferResult,
     controlled: bool,
-) -> None:
+) -> CopyRecord | None:
     """Put both ends of a verified copy in the ledger: the new copy, made now, and its source,
     first seen when its own asset was recorded. Where the destination could not be hashed
     here (Globus, not mounted), its bytes are the source's, proven by the task's checksum
-    verification, so the source's digest stands for both."""
+    verification, so the source's digest stands for both. Returns the new copy's record."""
     scan, dataset = context.partition_key, key.path[-1]
     digest = tree_digest(result.sha256) if result.sha256 else None
     files = result.files_transferred + result.files_skipped
@@ -168,6 +237,7 @@ def record_copy(
             export_controlled=controlled,
         )
     )
+    return ledger.get(scan, result.destination, dataset)
 
 
 def _differing(copy: Mapping[str, object], reference: Mapping[str, object]) -> list[str]:

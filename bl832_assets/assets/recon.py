@@ -2,8 +2,10 @@
 
 The facility's compute resource runs the payload next to its copy of the scan; the payload
 reports slices, rotation centre, timings and previews back through Dagster Pipes, and those
-become the materialization's metadata. Reconstruction options come from the site settings,
-overridden per run from the launchpad (``ReconConfig``).
+become the materialization's metadata, with which facility made it, its job and where the
+job's log is. Reconstruction options come from the site settings, overridden per run from the
+launchpad (``ReconConfig``). The pyramid repeats the centre and options of the reconstruction
+it was built from, so the pyramid's copies show them too.
 """
 
 import time
@@ -13,14 +15,18 @@ import dagster as dg
 from pydantic import Field
 
 from bl832_assets import keys
+from bl832_assets.assets.copies import retention_of
 from bl832_assets.assets.failures import retry_only_if_transient, retry_policy
-from bl832_assets.assets.records import export_controlled, require_metadata
+from bl832_assets.assets.records import export_controlled, newest_of, require_metadata
 from bl832_assets.partitions import scans
 from bl832_assets.resources.compute.base import ComputeOutcome, ComputeResource
-from bl832_assets.retention.ledger import CopyFacts
+from bl832_assets.retention.ledger import CopyFacts, CopyRecord
 from bl832_assets.retention.resource import LedgerResource
 from bl832_assets.science.options import OptionsError, ReconOptions
 from bl832_assets.settings import Settings
+
+FROM_RECONSTRUCTION = ("centre", "centre_method", "centre_confidence", "options")
+"""What the pyramid repeats from the reconstruction it was built from."""
 
 
 class ReconConfig(dg.Config):
@@ -60,16 +66,20 @@ def _claims(
     return ledger.copying(holder, context.partition_key, reads, writes)
 
 
-def _record_product(context: dg.AssetExecutionContext, endpoint: str, output: str) -> None:
+def _record_product(
+    context: dg.AssetExecutionContext, endpoint: str, output: str
+) -> CopyRecord | None:
     """A facility's product enters the ledger when it is made, so its scratch copy can be
     pruned even if it never comes home; a product made again replaces the record of the one
-    before. Its checksum is filled in by the copy that brings it home, which hashes it."""
+    before. Its checksum is filled in by the copy that brings it home, which hashes it.
+    Returns the product's record."""
     ledger: LedgerResource = context.resources.ledger
+    dataset = context.asset_key.path[-1]
     ledger.ledger().record_made(
         CopyFacts(
             scan=context.partition_key,
             endpoint=endpoint,
-            dataset=context.asset_key.path[-1],
+            dataset=dataset,
             asset_key=context.asset_key.to_user_string(),
             relative_path=output,
             size_bytes=None,
@@ -80,21 +90,31 @@ def _record_product(context: dg.AssetExecutionContext, endpoint: str, output: st
             export_controlled=export_controlled(context, keys.DECLARING_EXPORT_CONTROL),
         )
     )
+    return ledger.ledger().get(context.partition_key, endpoint, dataset)
 
 
 def _materialization(
-    settings: Settings, endpoint: str, outcome: ComputeOutcome
+    settings: Settings,
+    facility: str,
+    outcome: ComputeOutcome,
+    product: CopyRecord | None,
+    carried: dict[str, dg.MetadataValue] | None = None,
 ) -> dg.MaterializeResult:
+    endpoint = settings.hpc[facility].scratch
     reported = {k: v for k, v in outcome.reported.items() if k not in ("path", "seconds")}
     if "seconds" in outcome.reported:  # the payload's own time, without queue and start-up
         reported["payload_seconds"] = outcome.reported["seconds"].value
     return dg.MaterializeResult(
         metadata={
+            **(carried or {}),
             **reported,
             "endpoint": endpoint,
             "relative_path": outcome.output,
             "path": dg.MetadataValue.path(settings.location_of(endpoint, outcome.output)),
-            "job_id": outcome.job_id,
+            "facility": facility,
+            "facility_job_id": outcome.job_id,
+            "facility_log": outcome.log,
+            **({"retention": retention_of(settings, product)} if product else {}),
             "seconds": round(outcome.seconds, 3),
         }
     )
@@ -134,8 +154,8 @@ def build_recon(settings: Settings, facility: str) -> list[dg.AssetsDefinition]:
             _claims(context, settings.hpc[facility].raw, scratch),
         ):
             outcome = compute(context).reconstruct(context, scan, options)
-            _record_product(context, scratch, outcome.output)
-        return _materialization(settings, scratch, outcome)
+            product = _record_product(context, scratch, outcome.output)
+        return _materialization(settings, facility, outcome, product)
 
     @dg.asset(
         key=keys.key(facility, keys.RECON_ZARR),
@@ -146,10 +166,12 @@ def build_recon(settings: Settings, facility: str) -> list[dg.AssetsDefinition]:
         **common,
     )
     def recon_zarr(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        tiffs = str(require_metadata(context, tiff_key)["relative_path"])
+        reconstruction = newest_of(context, [tiff_key])
+        tiffs = str(reconstruction.metadata["relative_path"])
         with retry_only_if_transient(f"{name} pyramid"), _claims(context, scratch, scratch):
             outcome = compute(context).build_pyramid(context, tiffs)
-            _record_product(context, scratch, outcome.output)
-        return _materialization(settings, scratch, outcome)
+            product = _record_product(context, scratch, outcome.output)
+        carried = reconstruction.carried(FROM_RECONSTRUCTION)
+        return _materialization(settings, facility, outcome, product, carried)
 
     return [recon_tiff, recon_zarr]

@@ -7,7 +7,7 @@ event log is the single source of truth for "where is this scan's copy".
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,11 +20,17 @@ class MissingUpstream(dg.Failure):
 
 @dataclass(frozen=True)
 class Recorded:
-    """The newest materialization of an asset for one scan, as plain values."""
+    """The newest materialization of an asset for one scan, as plain values, and as the typed
+    entries they came from, which a downstream asset can publish again unchanged."""
 
     asset_key: dg.AssetKey
     metadata: Mapping[str, Any]
     timestamp: float
+    entries: Mapping[str, dg.MetadataValue]
+
+    def carried(self, names: Sequence[str]) -> dict[str, dg.MetadataValue]:
+        """The entries among ``names`` that this record has, typed as recorded."""
+        return {name: self.entries[name] for name in names if name in self.entries}
 
 
 def latest_record(
@@ -39,8 +45,9 @@ def latest_record(
     materialization = record.asset_materialization
     if materialization is None:
         return None
-    values = {name: value.value for name, value in materialization.metadata.items()}
-    return Recorded(asset_key, values, record.timestamp)
+    entries = materialization.metadata
+    values = {name: value.value for name, value in entries.items()}
+    return Recorded(asset_key, values, record.timestamp, entries)
 
 
 def newest_of(

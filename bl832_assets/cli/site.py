@@ -127,6 +127,11 @@ def demo(facilities: str = "local") -> int:
     return status
 
 
+DEMO_SCAN = {"columns": 160, "rows": 16, "angles": 181, "centre_offset": 3.5}
+"""The demo's synthetic scan: 160 columns make 160 x 160 slices, just over one 128-voxel
+pyramid chunk, so the pyramid has two levels (as every real scan's has several) while the
+whole demo stays under half a minute."""
+
 DEMO_RETENTION_DAYS = {"data832_raw": 35, "data832_scratch": 14}
 """What the demo's prune keeps; every other pruned location drops to 0 days, so the scan just
 made is due there at once and the prune acts on it."""
@@ -149,7 +154,7 @@ def _demo(site: Settings) -> int:
     print(f"demo: new_file_832 on, reconstruction at {', '.join(site.hpc)}")
     name = time.strftime("%Y%m%d_%H%M%S") + "_demo_phantom.h5"
     folder = settings.root(settings.detector) / "BLS-00564_demo"
-    scan = write_synthetic_scan(folder / name, columns=128, rows=16, angles=181, centre_offset=3.5)
+    scan = write_synthetic_scan(folder / name, **DEMO_SCAN)
     print(f"detector wrote {scan}")
     settle = settings.sensor.settle_seconds
     print(f"waiting {settle:g} s for the file to settle (sensor.settle_seconds)")

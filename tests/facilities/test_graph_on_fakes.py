@@ -16,6 +16,7 @@ from bl832_assets.definitions import build_definitions
 from bl832_assets.dispatch import register
 from bl832_assets.execution import RunReport, execute
 from bl832_assets.fakes.site import FakeSite, running_fakes
+from bl832_assets.resources.catalog.scicat import dataset_page
 from bl832_assets.sensors import evaluate_tick
 from bl832_assets.settings import Settings
 
@@ -137,13 +138,34 @@ def test_whole_graph_through_the_four_sdks_keeps_every_secret_out_of_the_run(
     raw = scan.metadata(keys.CATALOG_RAW)
     derived = fakes.scicat.datasets[str(scan.metadata(keys.CATALOG_DERIVED)["pid"])]
     assert derived["inputDatasets"] == [raw["pid"]]
-    assert str(scan.metadata(TIFF_NERSC)["job_id"]) in fakes.sfapi.jobs
-    assert str(scan.metadata(TIFF_ALCF)["job_id"]) in fakes.compute.tasks
+    assert str(scan.metadata(TIFF_NERSC)["facility_job_id"]) in fakes.sfapi.jobs
+    assert str(scan.metadata(TIFF_ALCF)["facility_job_id"]) in fakes.compute.tasks
     assert scan.metadata(RAW_NERSC)["task_id"] in fakes.globus.tasks
     name = f"{scan.request.partition_key}.h5"
     assert scan.metadata(RAW_NERSC)["transferred_files"] == [name]
     tiffs = scan.metadata(keys.BEAMLINE_TIFF)
     assert tiffs["transferred_files"] == [f"{name[:-3]}_{i:05d}.tiff" for i in range(2)]
+    # Lineage: where each facility's job log is, the SciCat page of each record, and the
+    # checksum of a copy no one can hash here (the source's, which the Globus task verified).
+    nersc_job = scan.metadata(TIFF_NERSC)
+    log = re.escape(f"perlmutter:{scan.settings.nersc.jobs_root}/") + "recon-[0-9a-f]{12}-"
+    assert re.fullmatch(f"{log}{nersc_job['facility_job_id']}.err", str(nersc_job["facility_log"]))
+    alcf_job = scan.metadata(TIFF_ALCF)
+    assert alcf_job["facility_log"] == (
+        f"{scan.settings.globus.compute_url}/v2/tasks/{alcf_job['facility_job_id']}"
+    )
+    for record in (raw, scan.metadata(keys.CATALOG_DERIVED)):
+        assert record["dataset_url"] == dataset_page(str(scan.settings.catalog.url), record["pid"])
+    archive = scan.metadata(keys.ARCHIVE_TIFF)
+    assert str(archive["path"]).startswith("globus://")
+    assert archive["sha256"] == tiffs["sha256"]
+    assert archive["sha256_of"] == (
+        f"the source at data832_scratch, which task {archive['task_id']} verified this copy against"
+    )
+    home = scan.metadata(keys.BEAMLINE_TIFF)
+    made = scan.metadata(keys.key(str(home["facility"]), keys.RECON_TIFF))
+    assert home["facility_job_id"] == made["facility_job_id"]
+    assert home["centre"] == made["centre"]
 
     # A failed run too, so error messages are searched as well as successes.
     fakes.scicat.fail_next(400, message="property bogus should not exist", where="patch")
@@ -351,4 +373,4 @@ def test_compute_outage_while_waiting_reattaches_to_the_same_task(
 
     assert report.succeeded, report.failures()
     assert scan.retries() == 1
-    assert set(fakes.compute.tasks) - tasks == {scan.metadata(TIFF_ALCF)["job_id"]}  # once
+    assert set(fakes.compute.tasks) - tasks == {scan.metadata(TIFF_ALCF)["facility_job_id"]}  # once

@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS datasets (
 """
 
 
+def show_command(pid: str) -> str:
+    """The command that prints a dataset of the local catalog: its only way to be browsed."""
+    return f"bl832 catalog show {pid}"
+
+
 class LocalCatalogResource(CatalogResource):
     """Keeps raw and derived datasets of scans in SQLite, with SciCat's fields and pids."""
 

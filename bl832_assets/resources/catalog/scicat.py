@@ -29,12 +29,13 @@ does); a backend that ignored it would leave the thumbnail's read-then-create ra
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
-from urllib.parse import quote_plus
+from urllib.parse import quote, quote_plus
 
 import requests
 from pydantic import BaseModel, ConfigDict, Field
@@ -354,6 +355,14 @@ class ScicatCatalogResource(CatalogResource):
 
     def _secrets(self) -> list[str]:
         return [s for s in (self.token, self.password) if s]
+
+
+def dataset_page(api_url: str, pid: str, frontend_url: str | None = None) -> str:
+    """The SciCat frontend's page of a dataset, ``<frontend>/datasets/<pid>`` with the pid
+    encoded whole (its ``/`` too), as the frontend's own links write it. Without a frontend
+    URL, the one usually served beside the API: its URL without ``/api/vN``."""
+    frontend = frontend_url or re.sub(r"/api(/v\d+)?$", "", api_url.rstrip("/"))
+    return f"{frontend.rstrip('/')}/datasets/{quote(pid, safe='')}"
 
 
 def _call(client: _Client, operation: str, request: Callable[[], _T]) -> _T:

@@ -32,6 +32,9 @@ class ComputeOutcome:
     output: str  # relative to the facility's scratch endpoint
     reported: Mapping[str, dg.MetadataValue]  # what the payload sent back through Pipes
     seconds: float
+    # Where the job's own log is, for whoever must read it: a file here, a file at the
+    # facility (``machine:/path``) or the service's record of the task.
+    log: dg.MetadataValue
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,8 @@ from bl832_assets.resources.compute.job_records import (
 from bl832_assets.resources.compute.remote_hashing import hash_step, job_path, read_answer
 from bl832_assets.science.options import ReconOptions
 
+COMPUTE_SERVICE = "https://compute.api.globus.org"  # Globus's own, when compute_url is empty
+
 
 class GlobusComputeResource(ComputeResource):
     """One facility's Globus Compute endpoint (ALCF or OLCF: same mechanism, own settings)."""
@@ -129,7 +131,10 @@ class GlobusComputeResource(ComputeResource):
             [*shlex.split(self.payload), step, *args],
             str(PurePosixPath(self.scratch_root) / output),
         )
-        return ComputeOutcome(task_id, output, _reported(result), time.monotonic() - started)
+        # The function returns the payload's stderr tail with its result, kept by the service
+        # under the task: that record is the job's log.
+        log = dg.MetadataValue.url(f"{self.compute_url or COMPUTE_SERVICE}/v2/tasks/{task_id}")
+        return ComputeOutcome(task_id, output, _reported(result), time.monotonic() - started, log)
 
     def _task(
         self, context: StepContext, key: str, description: str, command: list[str], output: str

@@ -19,7 +19,11 @@ from bl832_assets.resources.compute.base import (
     StepContext,
 )
 from bl832_assets.resources.compute.remote_hashing import job_path, read_answer
-from bl832_assets.resources.compute.subprocess_pipes import ProcessPipesClient, run_logged
+from bl832_assets.resources.compute.subprocess_pipes import (
+    STDERR_LOG,
+    ProcessPipesClient,
+    run_logged,
+)
 from bl832_assets.science.options import ReconOptions
 
 
@@ -40,15 +44,17 @@ class LocalComputeResource(ComputeResource):
     ) -> ComputeOutcome:
         job_id = f"{step}-{uuid.uuid4().hex[:12]}"
         description = f"{self.facility} {step} job {job_id}"
+        job_dir = Path(self.jobs_root) / self.facility / job_id
         started = time.monotonic()
         invocation = ProcessPipesClient().run(
             context=context,
             command=[self.python, "-m", "bl832_assets", step, *args],
-            job_dir=Path(self.jobs_root) / self.facility / job_id,
+            job_dir=job_dir,
             description=description,
         )
         reported = invocation.get_materialize_result().metadata or {}
-        return ComputeOutcome(job_id, output, reported, time.monotonic() - started)
+        log = dg.MetadataValue.path(str(job_dir / STDERR_LOG))
+        return ComputeOutcome(job_id, output, reported, time.monotonic() - started, log)
 
     def reconstruct(
         self, context: dg.AssetExecutionContext, scan: str, options: ReconOptions

@@ -179,7 +179,11 @@ class NerscComputeResource(ComputeResource):
                     raise self._failure(compute, step, record, state)
             reported = dg.PipesClientCompletedInvocation(session).get_materialize_result()
         return ComputeOutcome(
-            record.jobid, output, reported.metadata or {}, time.monotonic() - started
+            record.jobid,
+            output,
+            reported.metadata or {},
+            time.monotonic() - started,
+            dg.MetadataValue.text(f"{self.machine}:{self._stderr(record)}"),
         )
 
     @contextmanager
@@ -232,11 +236,15 @@ class NerscComputeResource(ComputeResource):
             job.cancel()
             raise
 
+    def _stderr(self, record: JobRecord) -> str:
+        """The job's stderr file on the facility, where the script template must send it."""
+        return f"{self.jobs_root}/{record.tag}-{record.jobid}.err"
+
     def _failure(
         self, compute: Compute, step: str, record: JobRecord, state: JobState
     ) -> SlurmJobFailed:
         exit_code = getattr(compute.job(record.jobid), "exitcode", None) or "unknown"
-        stderr = _download(compute, f"{self.jobs_root}/{record.tag}-{record.jobid}.err") or ""
+        stderr = _download(compute, self._stderr(record)) or ""
         tail = "\n".join(stderr.splitlines()[-STDERR_TAIL_LINES:])
         return SlurmJobFailed(
             f"NERSC {step} job {record.jobid} ended {state.value} (exit code {exit_code}):\n{tail}",

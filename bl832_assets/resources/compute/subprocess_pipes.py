@@ -18,6 +18,7 @@ import dagster as dg
 from bl832_assets.resources.compute.base import ComputeFailed, StepContext
 
 STDERR_TAIL_LINES = 20
+STDOUT_LOG, STDERR_LOG = "stdout.log", "stderr.log"  # in the job's folder, as Slurm's files
 
 
 def _tail(path: Path, lines: int) -> str:
@@ -35,7 +36,7 @@ def run_logged(
     """Run ``command`` in ``job_dir`` with its output kept there, as a batch job's would be;
     a non-zero exit is a ``ComputeFailed`` carrying the stderr tail. Returns the stdout log."""
     job_dir.mkdir(parents=True, exist_ok=True)
-    stdout_path, stderr_path = job_dir / "stdout.log", job_dir / "stderr.log"
+    stdout_path, stderr_path = job_dir / STDOUT_LOG, job_dir / STDERR_LOG
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         process = subprocess.Popen(
             list(command), env={**os.environ, **(env or {})}, stdout=out, stderr=err, cwd=job_dir
