@@ -1,7 +1,7 @@
 """``bl832``: the command line of the platform and of its payload.
 
 Payload commands (``recon``, ``pyramid``, ``synth``) are what facility jobs run; site commands
-(``process``, ``demo``, ``config show``, ``dev``) act on the site's Dagster instance. Every
+(``process``, ``demo``, ``config show``, ``catalog show``, ``dev``) act on the site. Every
 failure ends with one line naming the file and the reason, and a non-zero exit.
 """
 
@@ -114,6 +114,13 @@ def _parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="inspect the site settings")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     config_commands.add_parser("show", help="print the effective settings (they hold no secrets)")
+
+    catalog = commands.add_parser("catalog", help="read the site's dataset catalog")
+    catalog_commands = catalog.add_subparsers(dest="catalog_command", required=True)
+    catalog_show = catalog_commands.add_parser(
+        "show", help="print a dataset: fields, files with checksums, thumbnail"
+    )
+    catalog_show.add_argument("pid", help="the dataset's pid, as a catalog asset shows it")
     return parser
 
 
@@ -165,6 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for variable in settings.secret_variables():
                 print(f"# {variable}: {'set' if variable in os.environ else 'NOT SET'}")
             return 0
+        if args.command == "catalog":
+            from bl832_assets.cli.catalog import show
+
+            return show(args.pid)
         if args.command == "process":
             from bl832_assets.cli.site import process
 
