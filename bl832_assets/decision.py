@@ -3,6 +3,8 @@ backfills, so that a scan is treated the same however it enters the platform."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import dagster as dg
 
 from bl832_assets import keys
@@ -42,8 +44,17 @@ def decide(settings: Settings, *, export_control: bool) -> frozenset[dg.AssetKey
             keys.CATALOG_RAW,
             keys.CATALOG_DERIVED,
         }
+    return permitted(settings, selected, export_control=export_control)
+
+
+def permitted(
+    settings: Settings, assets: Iterable[dg.AssetKey], *, export_control: bool
+) -> frozenset[dg.AssetKey]:
+    """The part of ``assets`` a scan may have: all of them, or for an export-controlled scan
+    only those on site. Backfills apply it to the assets an operator picked."""
+    allowed = set(assets)
     if export_control:
-        selected = {k for k in selected if settings.location_is_onsite(keys.location_of(k))}
+        allowed = {k for k in allowed if settings.location_is_onsite(keys.location_of(k))}
         # A result can only come home from an off-site facility, which is now excluded.
-        selected -= {keys.BEAMLINE_TIFF, keys.BEAMLINE_ZARR}
-    return frozenset(selected)
+        allowed -= {keys.BEAMLINE_TIFF, keys.BEAMLINE_ZARR}
+    return frozenset(allowed)

@@ -111,6 +111,43 @@ def _parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="validate and count, but register nothing"
     )
 
+    backfill = commands.add_parser(
+        "backfill",
+        help="launch a Dagster asset backfill of registered scans (the daemon runs it)",
+    )
+    backfill.add_argument(
+        "selection",
+        help='assets: a key with + for what depends on it (nersc/recon_tiff+), or Dagster '
+        'selection syntax (key:"data832/raw_scan", group:results)',
+    )
+    backfill.add_argument(
+        "--since", type=date.fromisoformat, help="scans taken on or after YYYY-MM-DD"
+    )
+    backfill.add_argument(
+        "--until", type=date.fromisoformat, help="scans taken on or before YYYY-MM-DD"
+    )
+    backfill.add_argument("--match", help="glob on the scan key")
+    backfill.add_argument("--scans", type=Path, help="file of scan keys, one per line")
+    backfill.add_argument(
+        "--recon",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="reconstruction option for this backfill (filter_name=hann, centre=1012.5, ...)",
+    )
+    backfill.add_argument("--title", help="the backfill's name in the UI")
+    backfill.add_argument(
+        "--url",
+        default=os.environ.get("BL832_DAGSTER_URL", "http://127.0.0.1:3000"),
+        help="the site's Dagster webserver (default $BL832_DAGSTER_URL or %(default)s)",
+    )
+    backfill.add_argument(
+        "--wait", action="store_true", help="follow the backfill; exit 1 if a partition failed"
+    )
+    backfill.add_argument(
+        "--dry-run", action="store_true", help="print the plan, launch nothing"
+    )
+
     config = commands.add_parser("config", help="inspect the site settings")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     config_commands.add_parser("show", help="print the effective settings (they hold no secrets)")
@@ -199,6 +236,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_discover(
                 DiscoverOptions(
                     args.endpoint, args.prefix, args.since, args.until, args.match, args.dry_run
+                )
+            )
+        if args.command == "backfill":
+            from bl832_assets.backfill.plan import Choice
+            from bl832_assets.cli.backfill import BackfillArgs, run_backfill
+
+            return run_backfill(
+                BackfillArgs(
+                    selection=args.selection,
+                    choice=Choice(args.since, args.until, args.match, args.scans),
+                    recon=args.recon,
+                    title=args.title,
+                    url=args.url,
+                    wait=args.wait,
+                    dry_run=args.dry_run,
                 )
             )
         if args.command == "demo":
