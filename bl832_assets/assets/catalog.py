@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from PIL import Image
@@ -70,6 +71,15 @@ def _record_metadata(
     }
 
 
+def _raw_sha256(transfer: TransferResource, copy: Mapping[str, Any]) -> str:
+    """The checksum the beamline copy recorded; a historic scan found by ``bl832 discover`` was
+    never hashed (discovery reads headers only), so it is hashed now, where it lies."""
+    if "sha256" in copy:
+        return str(copy["sha256"])
+    name = Path(str(copy["relative_path"])).name
+    return transfer.checksums(str(copy["endpoint"]), str(copy["relative_path"]))[name]
+
+
 def build_catalog(settings: Settings) -> list[dg.AssetsDefinition]:
     """The two catalog records of a scan, retried under the site's rule for passing failures."""
     policy = retry_policy(settings)
@@ -84,7 +94,7 @@ def build_catalog(settings: Settings) -> list[dg.AssetsDefinition]:
         tags={"location": keys.CATALOG},
     )
     def raw_dataset(
-        context: dg.AssetExecutionContext, catalog: CatalogResource
+        context: dg.AssetExecutionContext, catalog: CatalogResource, transfer: TransferResource
     ) -> dg.MaterializeResult:
         """The raw scan's catalog record: people, proposal and instrument metadata from the file."""
         started = time.monotonic()
@@ -96,7 +106,7 @@ def build_catalog(settings: Settings) -> list[dg.AssetsDefinition]:
             with Image.open(png) as picture:  # the UI's, small enough to render inline
                 inline = inline_markdown(picture.convert("L"), "first projection")
         metadata = read_metadata(path)
-        files = _entries(path, {path.name: str(copy["sha256"])})
+        files = _entries(path, {path.name: _raw_sha256(transfer, copy)})
         with retry_only_if_transient("catalog raw dataset"):
             record = catalog.ingest_raw(str(path), metadata, files, thumbnail=thumbnail)
         return dg.MaterializeResult(

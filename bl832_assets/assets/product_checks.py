@@ -15,11 +15,15 @@ from bl832_assets.science.verify import halves, inspect_tiff_stack, pyramid_leve
 def _expected_slices(
     context: dg.AssetCheckExecutionContext, recorded: dict, reconstructions: list[dg.AssetKey]
 ) -> int:
-    """Slices the options used promise for this scan's detector rows. A copy brought home
-    records no options; they are those of the reconstruction it was copied from."""
-    if "options" not in recorded:
+    """Slices the options used promise for the detector rows of the scan reconstructed, as
+    the reconstruction recorded them (a copy brought home may carry the options only).
+    Reconstructions made before they reported the rows fall back to the detector's record."""
+    if "options" not in recorded or "detector_rows" not in recorded:
         recorded = dict(newest_of(context, reconstructions).metadata)
-    rows = int(require_metadata(context, keys.DETECTOR_RAW)["shape"][1])
+    if "detector_rows" in recorded:
+        rows = int(recorded["detector_rows"])
+    else:
+        rows = int(require_metadata(context, keys.DETECTOR_RAW)["shape"][1])
     return ReconOptions.from_mapping(dict(recorded["options"])).output_slices(rows)
 
 

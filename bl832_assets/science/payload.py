@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bl832_assets.science.dx import read_metadata
 from bl832_assets.science.options import ReconOptions
 from bl832_assets.science.preview import (
     INLINE_SIZES,
@@ -58,6 +59,9 @@ def run_recon(scan: Path, out_dir: Path, options: ReconOptions) -> dict[str, obj
             "slices": summary.slices,
             "options": asdict(summary.options),
             "shape": list(summary.shape),
+            # What the product check needs of the input, wherever the scan came from (a
+            # discovered historic scan has no detector record).
+            "detector_rows": read_metadata(scan).rows,
             "centre": summary.centre.centre,
             "centre_method": summary.centre.method,
             "centre_confidence": summary.centre.confidence,
