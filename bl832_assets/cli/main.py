@@ -166,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Partitioned asset checks are a Dagster preview feature we rely on knowingly (see
     # docs/architecture.md); the warning is for library authors, not for a beamline user.
     warnings.filterwarnings("ignore", message=".*is currently in preview")
+    # Dagster's selection parser calls one of its own beta parameters (``group:`` selections).
+    warnings.filterwarnings("ignore", message=".*include_sources.*is currently in beta")
     try:
         if args.command == "synth":
             from bl832_assets.science.synth import write_synthetic_scan
