@@ -52,10 +52,16 @@ def _parser() -> argparse.ArgumentParser:
     recon.add_argument("--filter", dest="filter_name", choices=FILTERS)
     recon.add_argument("--engine", choices=engine_names())
     recon.add_argument("--rings", dest="ring_removal", choices=RING_METHODS)
+    recon.add_argument(
+        "--previews", action="store_true", help="include the UI's inline previews in the JSON"
+    )
 
     pyramid = commands.add_parser("pyramid", help="build an OME-Zarr pyramid from a TIFF folder")
     pyramid.add_argument("tiff_dir", type=Path)
     pyramid.add_argument("out_zarr", type=Path)
+    pyramid.add_argument(
+        "--previews", action="store_true", help="include the UI's inline previews in the JSON"
+    )
 
     hashing = commands.add_parser(
         "hash", help="print the sha256 and size of a file or of every file in a folder (JSON)"
@@ -117,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     backfill.add_argument(
         "selection",
-        help='assets: a key with + for what depends on it (nersc/recon_tiff+), or Dagster '
+        help="assets: a key with + for what depends on it (nersc/recon_tiff+), or Dagster "
         'selection syntax (key:"data832/raw_scan", group:results)',
     )
     backfill.add_argument(
@@ -144,9 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     backfill.add_argument(
         "--wait", action="store_true", help="follow the backfill; exit 1 if a partition failed"
     )
-    backfill.add_argument(
-        "--dry-run", action="store_true", help="print the plan, launch nothing"
-    )
+    backfill.add_argument("--dry-run", action="store_true", help="print the plan, launch nothing")
 
     config = commands.add_parser("config", help="inspect the site settings")
     config_commands = config.add_subparsers(dest="config_command", required=True)
@@ -188,13 +192,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bl832_assets.science.payload import run_recon
             from bl832_assets.science.reporting import printable
 
-            print(json.dumps(printable(run_recon(args.scan, args.out_dir, _recon_options(args)))))
+            summary = run_recon(args.scan, args.out_dir, _recon_options(args))
+            print(json.dumps(printable(summary, previews=args.previews)))
             return 0
         if args.command == "pyramid":
             from bl832_assets.science.payload import run_pyramid
             from bl832_assets.science.reporting import printable
 
-            print(json.dumps(printable(run_pyramid(args.tiff_dir, args.out_zarr))))
+            summary = run_pyramid(args.tiff_dir, args.out_zarr)
+            print(json.dumps(printable(summary, previews=args.previews)))
             return 0
         if args.command == "hash":
             from bl832_assets.science.hashing import hash_path

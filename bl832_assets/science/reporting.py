@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import ModuleType
 
+from bl832_assets.science.preview import INLINE_MARKDOWN_LIMIT
+
 PROGRESS_STEP_PERCENT = 5  # enough to watch a job move without flooding the event log
 
 
@@ -65,9 +67,22 @@ def _typed(metadata: Mapping[str, object]) -> dict[str, object]:
     }
 
 
-def printable(metadata: Mapping[str, object]) -> dict[str, object]:
-    """The metadata a terminal should show: inline images are for the Dagster UI."""
-    return {key: value for key, value in metadata.items() if not isinstance(value, Markdown)}
+MARKDOWN_KEY = "markdown"
+"""Where ``printable(..., previews=True)`` puts Markdown values, so JSON keeps their type."""
+
+
+def printable(metadata: Mapping[str, object], *, previews: bool = False) -> dict[str, object]:
+    """The metadata as one JSON object. A terminal gets no images; a caller that turns the line
+    back into Dagster metadata (a Globus Compute function's) asks for the ``previews`` small
+    enough to render inline, under ``MARKDOWN_KEY``. The full gallery never travels this way."""
+    plain = {key: value for key, value in metadata.items() if not isinstance(value, Markdown)}
+    if previews:
+        plain[MARKDOWN_KEY] = {
+            key: str(value)
+            for key, value in metadata.items()
+            if isinstance(value, Markdown) and len(value) < INLINE_MARKDOWN_LIMIT
+        }
+    return plain
 
 
 def _to_stderr(message: str) -> None:

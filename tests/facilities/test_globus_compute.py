@@ -76,6 +76,12 @@ def test_recon_runs_the_payload_on_the_endpoint_and_reports_its_metadata(
     assert outcome.reported["output_listing"].value == [t.name for t in tiffs]
     assert outcome.reported["host"].value
     assert outcome.reported["slices"].value == 4  # the payload's own metadata came back
+    # The UI's small previews cross the endpoint as Markdown; the full gallery does not.
+    for name in ("preview_xy", "preview_xz", "preview_yz", "histogram"):
+        preview = outcome.reported[name]
+        assert isinstance(preview, dg.MarkdownMetadataValue), name
+        assert "data:image/png;base64," in preview.value and len(preview.value) < 1000
+    assert "preview" not in outcome.reported and "markdown" not in outcome.reported
 
 
 def test_pyramid_follows_the_recon_on_the_same_endpoint(
@@ -85,6 +91,7 @@ def test_pyramid_follows_the_recon_on_the_same_endpoint(
     pyramid = in_a_step(lambda c: alcf.build_pyramid(c, recon.output))
 
     assert (tmp_path / "alcf" / "scratch" / pyramid.output / ".zattrs").exists()
+    assert isinstance(pyramid.reported["preview_xy"], dg.MarkdownMetadataValue)
 
 
 def test_non_zero_exit_fails_with_the_stderr_tail(

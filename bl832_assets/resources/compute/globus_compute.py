@@ -7,7 +7,7 @@ path is the same service, same serialization and same endpoint, fully testable. 
 few seconds is nothing next to a reconstruction's minutes.
 
 The payload's Pipes channel does not cross a Globus Compute endpoint, so the function returns
-the one JSON line the payload prints on stdout (its metadata, without the inline previews) and
+the one JSON line the payload prints on stdout (its metadata, with the inline previews) and
 that becomes the asset's metadata.
 
 A retried step re-attaches to the task it already submitted (``job_records``), so a lost
@@ -51,6 +51,7 @@ from bl832_assets.resources.compute.job_records import (
 )
 from bl832_assets.resources.compute.remote_hashing import hash_step, job_path, read_answer
 from bl832_assets.science.options import ReconOptions
+from bl832_assets.science.reporting import MARKDOWN_KEY
 
 COMPUTE_SERVICE = "https://compute.api.globus.org"  # Globus's own, when compute_url is empty
 
@@ -213,13 +214,17 @@ class GlobusComputeResource(ComputeResource):
         out_dir = PurePosixPath(self.scratch_root) / relative.parent
         output = (relative.parent / f"rec{relative.stem}").as_posix()
         args = [str(PurePosixPath(self.raw_root) / relative), str(out_dir)]
-        return self._run(context, "recon", [*args, "--options", options.to_json()], output)
+        command = [*args, "--options", options.to_json(), "--previews"]
+        return self._run(context, "recon", command, output)
 
     def build_pyramid(self, context: dg.AssetExecutionContext, tiff_folder: str) -> ComputeOutcome:
         scratch = PurePosixPath(self.scratch_root)
         output = f"{tiff_folder}.zarr"
         return self._run(
-            context, "pyramid", [str(scratch / tiff_folder), str(scratch / output)], output
+            context,
+            "pyramid",
+            [str(scratch / tiff_folder), str(scratch / output), "--previews"],
+            output,
         )
 
     def checksums(self, context: StepContext, endpoint: str, relative_path: str) -> RemoteChecksums:
@@ -238,7 +243,9 @@ def _reported(result: Mapping[str, object]) -> dict[str, dg.MetadataValue]:
     """The payload's metadata line, typed for Dagster, plus where and how long it ran."""
     line = str(result["metadata_line"])
     payload: dict[str, object] = json.loads(line) if line.startswith("{") else {}
+    previews = payload.pop(MARKDOWN_KEY, None) or {}
     reported = {key: _typed(value) for key, value in payload.items()}
+    reported |= {key: dg.MetadataValue.md(str(text)) for key, text in previews.items()}
     reported["host"] = dg.MetadataValue.text(str(result["host"]))
     reported["output_listing"] = _typed(result["listing"])
     return reported
