@@ -21,9 +21,6 @@ from pathlib import PurePosixPath
 
 import dagster as dg
 from pydantic import Field
-from sfapi_client import Client
-from sfapi_client.compute import Compute, Machine
-from sfapi_client.jobs import TERMINAL_STATES, JobSqueue, JobState
 
 from bl832_assets.resources.compute.base import (
     ComputeFailed,
@@ -39,6 +36,14 @@ from bl832_assets.resources.compute.job_records import (
     recorded_job,
 )
 from bl832_assets.resources.compute.remote_hashing import hash_step, job_path, read_answer
+from bl832_assets.resources.compute.sfapi import (
+    TERMINAL_STATES,
+    Client,
+    Compute,
+    JobSqueue,
+    JobState,
+    Machine,
+)
 from bl832_assets.resources.compute.sfapi_pipes import DownloadedMessageReader
 from bl832_assets.resources.compute.slurm_script import DEFAULT_TEMPLATE, render, volume_options
 from bl832_assets.science.options import ReconOptions
