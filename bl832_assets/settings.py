@@ -391,6 +391,24 @@ class RetentionSettings(_Model):
     )
 
 
+class MetricsSettings(_Model):
+    """The Prometheus exporter (``bl832 metrics``): where it listens, and where it pushes for
+    a site that collects through a Pushgateway. It reads the site's records and holds no
+    secret."""
+
+    host: str = Field(default="127.0.0.1", description="Address the exporter listens on.")
+    port: int = Field(default=9832, ge=1, le=65535, description="Port of its /metrics page.")
+    pushgateway: str | None = Field(
+        default=None,
+        description="Pushgateway address (host:port or URL) that `bl832 metrics --push` "
+        "pushes to; empty for a site Prometheus scrapes directly.",
+    )
+    push_interval_seconds: float = Field(
+        default=30.0, gt=0, description="Seconds between two pushes."
+    )
+    job: str = Field(default="bl832", description="The push's job label on the Pushgateway.")
+
+
 class Settings(_Model):
     """The whole site. Relative endpoint roots are resolved against ``home``."""
 
@@ -433,6 +451,7 @@ class Settings(_Model):
         "facility (its jobs). Applied to the Dagster instance by `bl832 pools`.",
     )
     retries: RetrySettings = Field(default_factory=RetrySettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @model_validator(mode="after")
     def _resolve_and_check(self) -> Settings:
