@@ -18,11 +18,14 @@ Pages, each opened in a fresh browser context (no client cache, like a link foll
   metadata row is shown;
 - global lineage: ``/asset-groups``, until the group nodes are drawn.
 
-A load is ``goto`` until the network is idle (Playwright's ``networkidle``: no request for
-500 ms, so every figure includes that half second) and the page's element is visible; the
-``shown`` column is when that element became visible, in the same load. The two sites take
-turns, page by page, ``--repeats`` times; the table gives medians. The goal is for the asset
-page at 50,000 scans: <= 3 s; ``ratio`` is the 50,000-scan site over the one-scan site.
+A load is timed twice, in the same load, from ``goto`` in a fresh context: ``shown``, until
+the page's own element is visible (``goto`` returns at ``commit``, the first byte of the
+answer; then the element is waited for), which is what a person waits for; and ``loaded``,
+until that and Playwright's ``networkidle`` (no request for 500 ms, so every ``loaded`` figure
+holds that half second that nobody waits for), kept for reference and for comparison with
+earlier runs. The two sites take turns, page by page, ``--repeats`` times; the table gives
+medians. The goal is for the asset page ``shown`` at 50,000 scans: <= 3 s; ``ratio`` is
+``shown`` on the 50,000-scan site over the one-scan site.
 """
 
 from __future__ import annotations
@@ -45,18 +48,14 @@ from playwright.sync_api import Browser, Page, sync_playwright
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # the browser test's site and webserver helpers
 
-from ui_support import (  # noqa: E402
-    CHROMIUM,
-    CHROMIUM_FLAGS,
-    UiSite,
-    running_webserver,
-    site_with_one_scan,
-)
+from dagster_services import webserver  # noqa: E402
+from ui_support import CHROMIUM, CHROMIUM_FLAGS, UiSite, site_with_one_scan  # noqa: E402
 
 OUT = REPO / "bench-out" / "ui"
 GOAL = 3.0
 CHUNK = 10_000
 ASSET = "data832/recon_zarr"
+SHOWN, LOADED = 0, 1  # the two times of a load
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,8 @@ def register_scans(site: UiSite, count: int) -> float:
 
 
 def load(browser: Browser, url: str, spec: PageSpec, scan: str) -> tuple[float, float]:
-    """Seconds until the page's element is shown, and until that and network idle."""
+    """Seconds until the page's own element is visible (what a person waits for), and until
+    that and Playwright's network idle (500 ms without a request: for reference)."""
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     context.set_default_timeout(120_000)
     try:
@@ -141,8 +141,8 @@ def main() -> None:
     times: dict[tuple[str, str], list[tuple[float, float]]] = {}
     with ExitStack() as stack:
         sites = {
-            "1 scan": stack.enter_context(running_webserver(one, OUT / "one" / "webserver.log")),
-            label: stack.enter_context(running_webserver(many, OUT / "many" / "webserver.log")),
+            "1 scan": stack.enter_context(webserver(one.environment, one.home)),
+            label: stack.enter_context(webserver(many.environment, many.home)),
         }
         playwright = stack.enter_context(sync_playwright())
         browser = playwright.chromium.launch(
@@ -167,23 +167,23 @@ def report(times: dict[tuple[str, str], list[tuple[float, float]]], label: str) 
 
     print(
         f"  {'page':<16} {'1 scan: shown':>14} {'loaded':>7} {label + ': shown':>21} "
-        f"{'loaded':>7} {'ratio':>6} {'goal':>7}  loads at {label}"
+        f"{'loaded':>7} {'ratio':>6} {'goal':>7}  shown at {label}"
     )
     for spec in PAGES:
-        few = [median(spec.name, "1 scan", which) for which in (0, 1)]
-        lots = [median(spec.name, label, which) for which in (0, 1)]
+        few = [median(spec.name, "1 scan", which) for which in (SHOWN, LOADED)]
+        lots = [median(spec.name, label, which) for which in (SHOWN, LOADED)]
         goal = f"<= {GOAL:g} s" if spec.name == "asset page" else "-"
-        runs = ", ".join(f"{t[1]:.2f}" for t in times[(spec.name, label)])
+        runs = ", ".join(f"{t[SHOWN]:.2f}" for t in times[(spec.name, label)])
         print(
             f"  {spec.name:<16} {few[0]:>14.2f} {few[1]:>7.2f} {lots[0]:>21.2f} {lots[1]:>7.2f} "
-            f"{lots[1] / few[1]:>6.2f} {goal:>7}  {runs}"
+            f"{lots[0] / few[0]:>6.2f} {goal:>7}  {runs}"
         )
-    asset = median("asset page", label, 1)
+    asset = median("asset page", label, SHOWN)
     print(
-        f"  goal: asset page loaded <= {GOAL:g} s at {label}: "
+        f"  goal: asset page shown <= {GOAL:g} s at {label}: "
         f"{'met' if asset <= GOAL else 'NOT met'} (goal / measured {GOAL / asset:.2f}); "
-        "seconds are medians, ratio is loaded at "
-        f"{label} / loaded at 1 scan"
+        f"seconds are medians, ratio is shown at {label} / shown at 1 scan; loaded adds "
+        "networkidle (500 ms without a request), for reference"
     )
 
 

@@ -1,8 +1,12 @@
-"""Real Dagster processes (webserver, daemon) on a temporary site, for the tests that need them.
+"""Real Dagster processes (webserver, daemon) on a site, for the tests and benchmarks that need
+them (``tests/test_backfill_daemon.py``, the browser test through ``ui_support``,
+``benchmarks/bench_ui.py``, ``benchmarks/bench_backfill.py``).
 
 Each service runs in its own process group, so stopping it also stops what it started (the
-daemon's code server and run workers); it is stopped by that group id when the ``with`` block
-ends, whether the test passed or not.
+code servers, the daemon's run workers): the group is stopped by its id when the ``with`` block
+ends, whether the caller passed or not, and waited for until the last of it is gone. The
+webserver counts as up once its code location is loaded, and a location that fails to load is
+an error at once, with its message, rather than a page that never shows.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import requests
 import yaml
@@ -24,18 +29,27 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
+LOCATIONS = """{ workspaceOrError { __typename ... on Workspace { locationEntries {
+  name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+
+
+class ServiceFailed(RuntimeError):
+    """A Dagster process exited, did not come up in time, or cannot load the code location;
+    the message has the reason and the end of its log."""
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def site_environment(
     folder: Path, settings: Mapping[str, object], instance: Mapping[str, object] | None = None
 ) -> dict[str, str]:
-    """Environment for processes of a site in ``folder``: its settings file, and a
-    DAGSTER_HOME holding the repository's dagster.yaml with ``instance`` merged in."""
+    """Environment for processes of a site in ``folder``: its settings in
+    ``folder/settings.yaml``, and a DAGSTER_HOME (``folder/dagster``) holding the repository's
+    dagster.yaml with ``instance`` merged in."""
     config = folder / "settings.yaml"
     config.write_text(yaml.safe_dump(dict(settings)))
     dagster_home = folder / "dagster"
@@ -66,7 +80,9 @@ def _merged(base: Mapping[str, object], changes: Mapping[str, object]) -> dict[s
 
 @contextmanager
 def service(command: list[str], env: Mapping[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    """Run ``command`` from the repository root until the block ends, output in ``log``."""
+    """Run ``command`` from the repository root, in a process group of its own, until the block
+    ends; its output goes to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
         process = subprocess.Popen(
             command,
@@ -76,57 +92,86 @@ def service(command: list[str], env: Mapping[str, str], log: Path) -> Iterator[s
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        try:
-            yield process
-        finally:
-            stop_group(process)
-
-
-def stop_group(process: subprocess.Popen, grace: float = 15.0) -> None:
-    """SIGTERM to the process group, SIGKILL to whatever is left after ``grace`` seconds."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
-        if not _group_alive(process.pid):
-            return
-
-
-def _group_alive(pgid: int) -> bool:
     try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+        yield process
+    finally:
+        stop_group(process)
 
 
-def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
-    """Until ``url`` answers 200; fails with the service's log if it exits or takes too long."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"{url}: service exited {process.returncode}:\n{tail(log)}")
+def stop_group(process: subprocess.Popen, grace: float = 15.0, kill_wait: float = 10.0) -> None:
+    """SIGTERM to the process group of ``process``; SIGKILL to whatever of it is left after
+    ``grace`` seconds; each time, wait until the whole group is gone (the leader reaped here,
+    the rest by whoever inherits them)."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, kill_wait)):
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        if _group_gone(process, wait):
+            return
+
+
+def _group_gone(process: subprocess.Popen, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while True:
+        process.poll()  # reap the leader, or its zombie keeps the group alive
         try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{url}: no answer in {timeout:.0f} s:\n{tail(log)}")
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 def tail(log: Path, lines: int = 40) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
+def graphql(url: str, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``data`` of one GraphQL request to the webserver at ``url``."""
+    response = requests.post(
+        f"{url}/graphql", json={"query": query, "variables": dict(variables or {})}, timeout=30
+    )
+    response.raise_for_status()
+    body = response.json()
+    if body.get("errors"):
+        raise ServiceFailed(f"{url}/graphql: {body['errors'][0].get('message')}")
+    return body["data"]
+
+
+def location_loaded(url: str) -> bool:
+    """Whether every code location of the webserver at ``url`` is loaded; a load error is
+    raised, not waited on."""
+    workspace = graphql(url, LOCATIONS)["workspaceOrError"]
+    entries = workspace.get("locationEntries") or []
+    for entry in entries:
+        error = entry["locationOrLoadError"] or {}
+        if error.get("__typename") == "PythonError":
+            raise ServiceFailed(f"code location {entry['name']} failed to load: {error['message']}")
+    return bool(entries) and all(e["loadStatus"] == "LOADED" for e in entries)
+
+
+def wait_until_serving(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
+    """Until the webserver at ``url`` has loaded its code location; fails with the end of its
+    log if it exits, cannot load the location, or takes longer than ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServiceFailed(f"dagster-webserver exited {process.returncode}:\n{tail(log)}")
+        try:
+            if location_loaded(url):
+                return
+        except requests.RequestException:
+            pass  # not listening yet, or still starting
+        except ServiceFailed as exc:
+            raise ServiceFailed(f"{exc}\n{tail(log)}") from exc
+        time.sleep(0.25)
+    raise ServiceFailed(f"dagster-webserver not serving {url} after {timeout:g} s:\n{tail(log)}")
+
+
 @contextmanager
-def webserver(env: Mapping[str, str], folder: Path) -> Iterator[str]:
-    """``dagster-webserver`` for the site; yields its base URL once it answers."""
+def webserver(env: Mapping[str, str], folder: Path, timeout: float = 180.0) -> Iterator[str]:
+    """``dagster-webserver -w workspace.yaml`` for the site on a free port, its log in
+    ``folder/webserver.log``; yields its base URL once the code location is loaded."""
     port = free_port()
     log = folder / "webserver.log"
     command = [
@@ -140,13 +185,32 @@ def webserver(env: Mapping[str, str], folder: Path) -> Iterator[str]:
     ]
     with service(command, env, log) as process:
         url = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{url}/server_info", process, log)
+        wait_until_serving(url, process, log, timeout)
         yield url
 
 
 @contextmanager
 def daemon(env: Mapping[str, str], folder: Path) -> Iterator[subprocess.Popen]:
-    """``dagster-daemon run`` for the site (sensors, schedules, the run queue, backfills)."""
+    """``dagster-daemon run`` for the site (sensors, schedules, the run queue, backfills), its
+    log in ``folder/daemon.log``."""
     command = [str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")]
     with service(command, env, folder / "daemon.log") as process:
         yield process
+
+
+def wait_for_daemon(
+    url: str, process: subprocess.Popen, log: Path, timeout: float = 120.0
+) -> float:
+    """Until the backfill daemon has sent a heartbeat, as the webserver at ``url`` reports it
+    (what ``bl832 backfill`` checks); returns the seconds waited."""
+    from bl832_assets.backfill.webserver import Webserver
+
+    server = Webserver(url)
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if process.poll() is not None:
+            raise ServiceFailed(f"dagster-daemon exited {process.returncode}:\n{tail(log)}")
+        if server.backfill_daemon_heartbeat() is not None:
+            return time.monotonic() - started
+        time.sleep(0.5)
+    raise ServiceFailed(f"no backfill daemon heartbeat in {timeout:g} s:\n{tail(log)}")

@@ -1,8 +1,9 @@
 """What a scientist sees in the Dagster UI for a scan that has run, checked in a real browser.
 
 One site for the module (``ui_support``): one small scan through ``bl832 process`` on the local
-backends, ``dagster-webserver`` on it, Playwright driving Debian's chromium. Screenshots of every
-page opened go to ``test-output/browser/`` (git-ignored), overwritten on each run.
+backends, ``dagster-webserver`` on it (``dagster_services``), Playwright driving Debian's
+chromium. Screenshots of every page opened go to ``test-output/browser/`` (git-ignored),
+overwritten on each run.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from dagster_services import REPO, webserver
 from playwright.sync_api import Browser, Page, sync_playwright
 from ui_support import (
     CHROMIUM,
     CHROMIUM_FLAGS,
-    REPO,
     UiSite,
-    running_webserver,
     site_with_one_scan,
     whole_page_screenshot,
 )
@@ -84,7 +84,7 @@ def ui_site(tmp_path_factory: pytest.TempPathFactory) -> UiSite:
 
 @pytest.fixture(scope="module")
 def ui_url(ui_site: UiSite) -> Iterator[str]:
-    with running_webserver(ui_site, ui_site.home / "webserver.log") as url:
+    with webserver(ui_site.environment, ui_site.home) as url:
         yield url
 
 
