@@ -152,6 +152,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     backfill.add_argument("--dry-run", action="store_true", help="print the plan, launch nothing")
 
+    metrics = commands.add_parser(
+        "metrics", help="serve the site's Prometheus metrics (and push them, with --push)"
+    )
+    metrics.add_argument("--host", help="address to listen on (default: metrics.host)")
+    metrics.add_argument("--port", type=int, help="port to listen on (default: metrics.port)")
+    metrics.add_argument(
+        "--push", action="store_true", help="also push to metrics.pushgateway every interval"
+    )
+
     config = commands.add_parser("config", help="inspect the site settings")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     config_commands.add_parser("show", help="print the effective settings (they hold no secrets)")
@@ -261,6 +270,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     dry_run=args.dry_run,
                 )
             )
+        if args.command == "metrics":
+            from bl832_assets.cli.metrics import metrics
+
+            return metrics(args.host, args.port, args.push)
         if args.command == "demo":
             from bl832_assets.cli.site import demo
 
