@@ -45,6 +45,7 @@ dev: venv $(DAGSTER_HOME)/dagster.yaml
 
 bench: venv /usr/bin/chromium
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python benchmarks/bench_backfill.py
 	$(BIN)/python benchmarks/bench_copy.py
 	$(BIN)/python benchmarks/bench_discover.py
 	$(BIN)/python benchmarks/bench_prune.py
