@@ -13,6 +13,7 @@ import dagster as dg
 from bl832_assets.assets.detector import observed
 from bl832_assets.decision import decide
 from bl832_assets.partitions import scan_key, scans
+from bl832_assets.queues import QUEUE_TAG, queue_for_assets
 from bl832_assets.science.dx import read_metadata
 from bl832_assets.settings import Settings
 
@@ -25,13 +26,14 @@ class Dispatch:
     relative_path: str
     materialization: dg.AssetMaterialization
     assets: frozenset[dg.AssetKey]
+    queue: str  # the Celery queue of its run (bl832_assets/queues.py)
 
     def run_request(self, **tags: str) -> dg.RunRequest:
         return dg.RunRequest(
             run_key=self.key,
             partition_key=self.key,
             asset_selection=sorted(self.assets, key=lambda k: k.to_user_string()),
-            tags={"bl832/scan": self.key, **tags},
+            tags={"bl832/scan": self.key, QUEUE_TAG: self.queue, **tags},
         )
 
 
@@ -43,11 +45,13 @@ def prepare(settings: Settings, relative_path: str) -> Dispatch:
     key = scan_key(relative_path)
     path = settings.root(settings.detector) / relative_path
     metadata = read_metadata(path)
+    assets = decide(settings, export_control=metadata.export_control)
     return Dispatch(
         key=key,
         relative_path=relative_path,
         materialization=observed(key, relative_path, path, metadata),
-        assets=decide(settings, export_control=metadata.export_control),
+        assets=assets,
+        queue=queue_for_assets(settings, assets),
     )
 
 

@@ -409,6 +409,65 @@ class MetricsSettings(_Model):
     job: str = Field(default="bl832", description="The push's job label on the Pushgateway.")
 
 
+class QueueSettings(_Model):
+    """The Celery queue of each kind of work (``bl832_assets/queues.py`` picks one per run and
+    tags it ``dagster-celery/queue``). Only a deployment whose instance launches runs on Celery
+    (deploy/dagster.yaml) reads the tag; the embedded site ignores it."""
+
+    transfers: str = Field(
+        default="transfers",
+        description="Copy-only runs (new scans without reconstruction, prunes, restores, "
+        "audits): any host with the data mounts.",
+    )
+    facility: str = Field(
+        default="facility",
+        description="Runs whose heavy steps are jobs at a facility (sfapi, globus_compute "
+        "backends): they mostly wait, so one worker holds many.",
+    )
+    local_recon: str = Field(
+        default="local-recon",
+        description="Runs that reconstruct on the worker itself (a facility on the local "
+        "backend): CPU-bound, so as many at once as the host has cores for.",
+    )
+
+    def all(self) -> list[str]:
+        return [self.transfers, self.facility, self.local_recon]
+
+
+class DeploySettings(_Model):
+    """``bl832 deploy start|stop|status``: the deployment's processes on this machine. Database
+    and broker addresses and secrets come from the environment (deploy/bl832.env.example)."""
+
+    host: str = Field(default="127.0.0.1", description="Address the services listen on.")
+    webserver_port: int = Field(default=3000, ge=1, le=65535)
+    code_server_port: int = Field(default=4266, ge=1, le=65535)
+    worker_queues: list[str] | None = Field(
+        default=None, description="Queues the local Celery worker serves; default: all of them."
+    )
+    worker_concurrency: int = Field(
+        default=2, ge=1, description="Runs the local Celery worker executes at once."
+    )
+    worker_name: str = Field(
+        default="bl832",
+        description="The local Celery worker's name before @host; unique among the workers "
+        "sharing the broker.",
+    )
+    start_timeout_seconds: float = Field(
+        default=180.0, gt=0, description="How long each process may take to answer."
+    )
+    stop_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long each process may take to stop on SIGTERM before SIGKILL (the "
+        "worker finishes its runs in that time).",
+    )
+    instance: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Instance settings merged over deploy/dagster.yaml when the deployment "
+        "writes its DAGSTER_HOME (e.g. run_monitoring intervals).",
+    )
+
+
 class Settings(_Model):
     """The whole site. Relative endpoint roots are resolved against ``home``."""
 
@@ -452,6 +511,8 @@ class Settings(_Model):
     )
     retries: RetrySettings = Field(default_factory=RetrySettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    queues: QueueSettings = Field(default_factory=QueueSettings)
+    deploy: DeploySettings = Field(default_factory=DeploySettings)
 
     @model_validator(mode="after")
     def _resolve_and_check(self) -> Settings:

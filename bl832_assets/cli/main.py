@@ -161,6 +161,11 @@ def _parser() -> argparse.ArgumentParser:
         "--push", action="store_true", help="also push to metrics.pushgateway every interval"
     )
 
+    deploy = commands.add_parser(
+        "deploy", help="the production deployment on this machine (PostgreSQL, Celery)"
+    )
+    deploy.add_argument("action", choices=("start", "stop", "status"))
+
     config = commands.add_parser("config", help="inspect the site settings")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     config_commands.add_parser("show", help="print the effective settings (they hold no secrets)")
@@ -274,6 +279,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bl832_assets.cli.metrics import metrics
 
             return metrics(args.host, args.port, args.push)
+        if args.command == "deploy":
+            from bl832_assets.deploy import cli as deployment
+
+            return getattr(deployment, args.action)()
         if args.command == "demo":
             from bl832_assets.cli.site import demo
 

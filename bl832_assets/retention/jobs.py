@@ -12,6 +12,7 @@ from collections import Counter
 import dagster as dg
 from pydantic import Field
 
+from bl832_assets.queues import queue_tags
 from bl832_assets.retention.audit import AuditLog
 from bl832_assets.retention.measure import Measurer
 from bl832_assets.retention.plan import Action
@@ -88,7 +89,7 @@ def _prune_job(settings: Settings, endpoint: str) -> dg.JobDefinition:
 
     @dg.job(
         name=prune_job_name(endpoint),
-        tags={PRUNE_TAG: endpoint},
+        tags={PRUNE_TAG: endpoint, **queue_tags(settings)},
         description=f"Retention of {endpoint}: {days:g} days, behind verified copies.",
     )
     def prune_job() -> None:

@@ -1,0 +1,188 @@
+"""The deployment's processes, in the order they start: what each runs and how it shows it
+answers. The systemd units (deploy/systemd/) and compose (deploy/compose.yaml) run the same
+commands."""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import requests
+
+from bl832_assets.deploy.environment import BIN, Layout
+from bl832_assets.settings import Settings
+
+LOCATION = "bl832"
+DEFINITIONS = "bl832_assets.definitions"
+CELERY_APP = "bl832_assets.deploy.celery_app"
+
+
+class Probe(Protocol):
+    """Whether a running process does its job; ``what`` says what was asked, for status."""
+
+    what: str
+
+    def answers(self, env: Mapping[str, str]) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Port:
+    host: str
+    port: int
+
+    @property
+    def what(self) -> str:
+        return f"tcp {self.host}:{self.port}"
+
+    def answers(self, env: Mapping[str, str]) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+
+@dataclass(frozen=True)
+class Page:
+    url: str
+
+    @property
+    def what(self) -> str:
+        return self.url
+
+    def answers(self, env: Mapping[str, str]) -> bool:
+        try:
+            return requests.get(self.url, timeout=5).ok
+        except requests.RequestException:
+            return False
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """The daemon's heartbeats in the instance, none older than ``max_age`` seconds."""
+
+    max_age: float = 90.0
+
+    @property
+    def what(self) -> str:
+        return "daemon heartbeats"
+
+    def answers(self, env: Mapping[str, str]) -> bool:
+        import dagster as dg
+
+        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+            beats = instance.get_daemon_heartbeats()
+        return bool(beats) and all(time.time() - b.timestamp < self.max_age for b in beats.values())
+
+
+@dataclass(frozen=True)
+class CeleryPing:
+    worker: str
+
+    @property
+    def what(self) -> str:
+        return f"celery ping {self.worker}"
+
+    def answers(self, env: Mapping[str, str]) -> bool:
+        from celery import Celery
+
+        app = Celery(broker=env["BL832_BROKER_URL"])
+        try:
+            replies = app.control.ping(destination=[self.worker], timeout=2.0)
+        except OSError:
+            return False
+        finally:
+            app.close()
+        return any(self.worker in reply for reply in replies)
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    argv: list[str]
+    probe: Probe
+
+
+def worker_name(settings: Settings) -> str:
+    """The local worker's Celery name (``%h`` expanded as Celery does)."""
+    return f"{settings.deploy.worker_name}@{socket.gethostname()}"
+
+
+def metrics_available() -> bool:
+    """Whether this installation has the ``bl832 metrics`` exporter."""
+    return importlib.util.find_spec("bl832_assets.cli.metrics") is not None
+
+
+def services(settings: Settings) -> list[Service]:
+    """Code server first (the webserver and daemon load the code from it), then the rest."""
+    deploy, layout = settings.deploy, Layout.of(settings)
+    workspace = str(layout.workspace)
+    queues = deploy.worker_queues or settings.queues.all()
+    found = [
+        Service(
+            "code-server",
+            [
+                str(BIN / "dagster"),
+                "code-server",
+                "start",
+                "-h",
+                deploy.host,
+                "-p",
+                str(deploy.code_server_port),
+                "-m",
+                DEFINITIONS,
+                "--location-name",
+                LOCATION,
+            ],
+            Port(deploy.host, deploy.code_server_port),
+        ),
+        Service(
+            "webserver",
+            [
+                str(BIN / "dagster-webserver"),
+                "-h",
+                deploy.host,
+                "-p",
+                str(deploy.webserver_port),
+                "-w",
+                workspace,
+            ],
+            Page(f"http://{deploy.host}:{deploy.webserver_port}/server_info"),
+        ),
+        Service("daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace], Heartbeat()),
+        Service(
+            "worker",
+            [
+                str(BIN / "celery"),
+                "-A",
+                CELERY_APP,
+                "worker",
+                "-Q",
+                ",".join(queues),
+                "-c",
+                str(deploy.worker_concurrency),
+                "-n",
+                worker_name(settings),
+                "--prefetch-multiplier=1",
+                "--without-mingle",
+                "--without-gossip",
+                "-l",
+                "INFO",
+            ],
+            CeleryPing(worker_name(settings)),
+        ),
+    ]
+    if metrics_available():
+        metrics = settings.metrics
+        found.append(
+            Service(
+                "metrics",
+                [str(BIN / "bl832"), "metrics"],
+                Page(f"http://{metrics.host}:{metrics.port}/metrics"),
+            )
+        )
+    return found
