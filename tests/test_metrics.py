@@ -37,9 +37,12 @@ from bl832_assets.definitions import build_definitions
 from bl832_assets.dispatch import as_sensor_result, prepare, register
 from bl832_assets.execution import RunReport, execute
 from bl832_assets.metrics.collector import Bl832Collector
+from bl832_assets.metrics.retention import AuditTail, Pruning
 from bl832_assets.metrics.serve import PushTarget, exporting
+from bl832_assets.metrics.streams import Budget
 from bl832_assets.partitions import scans
 from bl832_assets.pools import apply_pool_limits
+from bl832_assets.retention.audit import AuditLog
 from bl832_assets.settings import Settings, load_settings
 
 FOLDER = "BLS-00564"
@@ -158,37 +161,37 @@ def _flip_last_byte(path: Path) -> None:
 @dataclass(frozen=True)
 class Exporter:
     url: str
-    first: Samples
-    first_seconds: float  # wall time of the first scrape, over HTTP
+    first: Samples  # its first scrape
 
 
 @pytest.fixture(scope="module")
-def exporter(scanned: Site) -> Iterator[Exporter]:
+def exporter(scanned: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exporter]:
     """``bl832 metrics --port 0`` in its own process, stopped by its pid with SIGTERM."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bl832_assets", "metrics", "--port", "0"],
-        env={**os.environ, **scanned.env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    errors = tmp_path_factory.mktemp("exporter") / "stderr.txt"
+    with errors.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bl832_assets", "metrics", "--port", "0"],
+            env={**os.environ, **scanned.env},
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
     try:
         line = process.stdout.readline() if process.stdout else ""
-        assert line.startswith("bl832 metrics: serving http://127.0.0.1:"), line + (
-            process.stderr.read() if process.poll() is not None and process.stderr else ""
+        assert line.startswith("bl832 metrics: serving http://127.0.0.1:"), (
+            line + errors.read_text()
         )
         url = line.split()[3]
-        started = time.monotonic()
-        first = _scrape(url)
-        yield Exporter(url, first, time.monotonic() - started)
+        yield Exporter(url, _scrape(url))
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            assert process.wait(timeout=30) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+            code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise
+    assert code == 0, errors.read_text()
 
 
 @dataclass(frozen=True)
@@ -361,6 +364,32 @@ def test_a_scrape_reads_at_most_its_budget_and_later_scrapes_catch_up(scanned: S
     assert _value(last, "bl832_exporter_records_read_total") == total
     for name in ("bl832_transfer_bytes_total", "bl832_retention_pruned_bytes_total"):
         assert _labelled(last, name) == _labelled(expected, name)
+
+
+def test_the_audit_log_is_tailed_across_a_line_being_written_and_a_rotation(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    log.append("pruned", location="spot832", size_bytes=100)
+    log.append("refused", location="spot832", reason="no verified safe copy")
+    log.append("purged", location="spot832", size_bytes=100)
+    tail = AuditTail(path)
+    with path.open("a") as stream:
+        stream.write('{"event": "pruned", "location": "spot832", "size_')  # still being written
+    tail.update(Budget(100))
+    assert tail.locations == {"spot832": Pruning(pruned=1, pruned_bytes=100, refusals=1)}
+    with path.open("a") as stream:
+        stream.write('bytes": 50}\n')
+    tail.update(Budget(100))
+    assert tail.locations["spot832"] == Pruning(pruned=2, pruned_bytes=150, refusals=1)
+    path.rename(tmp_path / "audit.jsonl.1")
+    AuditLog(path).append("lost", location="data832_raw")
+    tail.update(Budget(100))
+    assert tail.locations == {
+        "spot832": Pruning(pruned=2, pruned_bytes=150, refusals=1),
+        "data832_raw": Pruning(lost=1),
+    }
 
 
 # -- the Dagster instance's own numbers ------------------------------------------------------------

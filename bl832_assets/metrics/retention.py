@@ -57,8 +57,12 @@ class AuditTail:
                     break  # the end, or a line still being written: read it next time
                 self._offset += len(line)
                 budget.spend(1)
-                if line.strip():
-                    self._count(json.loads(line))
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue  # not a line the audit log writes: nothing to count
+                if isinstance(entry, dict):
+                    self._count(entry)
 
     def families(self) -> Iterator[Metric]:
         pruned = CounterMetricFamily(

@@ -115,10 +115,11 @@ class TransferTally:
         recorded = {name: value.value for name, value in materialization.metadata.items()}
         if "bytes_transferred" not in recorded:  # a record that moved nothing (a discovery)
             return
-        totals = self._at(str(recorded["source_endpoint"]), str(recorded["endpoint"]))
-        totals.bytes += int(recorded["bytes_transferred"])
-        totals.files += int(recorded.get("files", 0)) - int(recorded.get("files_skipped", 0))
-        totals.seconds += float(recorded.get("seconds", 0.0))
+        source, destination = (recorded.get(n, UNKNOWN) for n in ("source_endpoint", "endpoint"))
+        totals = self._at(str(source), str(destination))
+        totals.bytes += int(_number(recorded, "bytes_transferred"))
+        totals.files += int(_number(recorded, "files") - _number(recorded, "files_skipped"))
+        totals.seconds += _number(recorded, "seconds")
         totals.copies += 1
 
     def _count_failures(self, record: dg.EventLogRecord) -> None:
@@ -156,3 +157,9 @@ class TransferTally:
 
     def _at(self, source: str, destination: str) -> Totals:
         return self.totals.setdefault((source, destination), Totals())
+
+
+def _number(recorded: dict[str, object], name: str) -> float:
+    """A recorded number; 0 where a record lacks it, so one odd record cannot break a scrape."""
+    value = recorded.get(name)
+    return float(value) if isinstance(value, int | float) else 0.0
