@@ -178,19 +178,45 @@ class CopyLedger:
         """A copy exists that the platform did not make (the detector's file) or made without
         hashing (a facility's result): record it once, keep its first time, and fill in a
         checksum or size learnt later from a verified copy of it."""
+        self.record_seen_many([facts])
+
+    def record_seen_many(self, many: Sequence[CopyFacts]) -> None:
+        """``record_seen`` for each of ``many`` in turn, in one transaction: one commit for a
+        chunk of historic scans instead of one per scan, and all of them recorded or none."""
+        if not many:
+            return
+        now = time.time()
         with self._transaction() as conn:
-            current = conn.execute(sa.select(copies).where(*_copy_is(facts))).first()
-            if current is None:
-                row = {**_facts_row(facts), "state": CopyState.PRESENT, "state_at": time.time()}
-                conn.execute(copies.insert().values(**row, trash_path=None, note=None))
-                return
-            learnt = {
-                name: getattr(facts, name)
-                for name in ("sha256", "size_bytes", "files")
-                if current._mapping[name] is None and getattr(facts, name) is not None
-            }
-            if learnt:
-                conn.execute(copies.update().where(*_copy_is(facts)).values(**learnt))
+            known = _rows_of(conn, many)
+            new: dict[_Copy, dict[str, object]] = {}
+            learnt: dict[_Copy, dict[str, object]] = {}
+            for facts in many:
+                copy = _identity(facts)
+                current = new.get(copy) or known.get(copy)
+                if current is None:
+                    new[copy] = {**_facts_row(facts), "state": CopyState.PRESENT, "state_at": now}
+                    new[copy] |= {"trash_path": None, "note": None}
+                    continue
+                filled = {
+                    name: getattr(facts, name)
+                    for name in _LEARNT
+                    if current[name] is None and getattr(facts, name) is not None
+                }
+                current.update(filled)  # a later fact of the same copy sees what was learnt
+                if copy not in new and filled:
+                    learnt.setdefault(copy, {}).update(filled)
+            if new:
+                conn.execute(copies.insert(), list(new.values()))
+            for (scan, endpoint, dataset), values in learnt.items():
+                conn.execute(
+                    copies.update()
+                    .where(
+                        copies.c.scan == scan,
+                        copies.c.endpoint == endpoint,
+                        copies.c.dataset == dataset,
+                    )
+                    .values(**values)
+                )
 
     def get(self, scan: str, endpoint: str, dataset: str) -> CopyRecord | None:
         with self._engine.connect() as conn:
@@ -418,6 +444,43 @@ def _copy_is(facts: CopyFacts) -> tuple[sa.ColumnElement[bool], ...]:
         copies.c.endpoint == facts.endpoint,
         copies.c.dataset == facts.dataset,
     )
+
+
+_Copy = tuple[str, str, str]
+"""A copy's identity in the ledger: (scan, endpoint, dataset)."""
+
+_LEARNT = ("sha256", "size_bytes", "files")
+"""What ``record_seen`` fills in on a copy already recorded, where it was unknown."""
+
+_IN_LIMIT = 500
+"""Values in one ``IN (...)``: under the 999 variables of SQLite builds older than 3.32."""
+
+
+def _identity(facts: CopyFacts) -> _Copy:
+    return (facts.scan, facts.endpoint, facts.dataset)
+
+
+def _rows_of(conn: Connection, many: Sequence[CopyFacts]) -> dict[_Copy, dict[str, object]]:
+    """The recorded values of ``_LEARNT`` for those of ``many`` already in the ledger, one
+    query per location, dataset and slice of ``_IN_LIMIT`` scans."""
+    scans: dict[tuple[str, str], set[str]] = {}
+    for facts in many:
+        scans.setdefault((facts.endpoint, facts.dataset), set()).add(facts.scan)
+    found: dict[_Copy, dict[str, object]] = {}
+    for (endpoint, dataset), names in scans.items():
+        ordered = sorted(names)
+        for start in range(0, len(ordered), _IN_LIMIT):
+            rows = conn.execute(
+                sa.select(copies.c.scan, *(copies.c[name] for name in _LEARNT)).where(
+                    copies.c.endpoint == endpoint,
+                    copies.c.dataset == dataset,
+                    copies.c.scan.in_(ordered[start : start + _IN_LIMIT]),
+                )
+            )
+            for row in rows:
+                values = dict(row._mapping)
+                found[(values.pop("scan"), endpoint, dataset)] = values
+    return found
 
 
 def _facts_row(facts: CopyFacts) -> dict[str, object]:
