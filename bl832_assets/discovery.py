@@ -7,9 +7,13 @@ by another file), registers the rest as ``scans`` partitions and records each as
 a runless materialization of the location's raw asset (what the copy assets read their source
 from) and a ledger record (what retention reasons about).
 
-Validation is the slow part (the Data Exchange header of every file), so it runs in worker
-processes; h5py holds one lock per process, so threads would not help. Writes go in chunks of
-``CHUNK`` keys: SQLite's limit on variables in one statement differs between builds.
+Two costs bound the rate (``benchmarks/bench_discover.py`` measures both). Validation reads the
+Data Exchange header of every file, so it runs in worker processes (h5py holds one lock per
+process: threads would not help). Dagster stores runless events one at a time, about 7 ms each
+on its SQLite storage, whatever the batch; the ledger's records of a chunk go in one
+transaction and its partitions in one call, so the per-scan materialization is the only write
+per scan. Chunks are ``CHUNK`` keys: SQLite's limit on variables in one statement differs
+between builds.
 """
 
 from __future__ import annotations
@@ -152,13 +156,14 @@ def discover(
         except BadScanName as exc:
             refused.append(Refusal(item.relative_path, _reason(exc, item.relative_path)))
             continue
-        if not known.registered(key):
-            to_validate.append((key, item))
-        elif (other := known.recorded_path(key)) in (None, item.relative_path):
+        if (other := known.recorded_path(key)) not in (None, item.relative_path):
+            where = settings.location_of(options.endpoint, other)
+            how = "registered" if known.registered(key) else "recorded"  # by an interrupted run
+            refused.append(Refusal(item.relative_path, f"name already {how} for {where}"))
+        elif known.registered(key):
             already_known += 1
         else:
-            where = settings.location_of(options.endpoint, other)
-            refused.append(Refusal(item.relative_path, f"name already registered for {where}"))
+            to_validate.append((key, item))
     done = len(found) - len(to_validate)
     report(done, len(found))
 
@@ -307,24 +312,32 @@ class _Known:
         self, settings: Settings, instance: dg.DagsterInstance, ledger: CopyLedger, endpoint: str
     ) -> None:
         self._instance = instance
-        self._ledger = ledger
         self._keys = set(instance.get_dynamic_partitions(scans.name))
-        # One query answers for every copy recorded here, which is what a second run finds.
-        self._here = {
-            r.scan: r.relative_path
-            for r in ledger.at(endpoint, tuple(CopyState))
-            if r.dataset == keys.RAW_SCAN
-        }
-        self._raw_assets = [k for k in asset_endpoints(settings) if dataset_of(k) == keys.RAW_SCAN]
+        raw = {e: k for k, e in asset_endpoints(settings).items() if dataset_of(k) == keys.RAW_SCAN}
+        self._raw_assets = list(raw.values())
+        # One query per raw location answers for every scan the ledger knows, which is every
+        # scan a discovery registered: a second run asks Dagster nothing per key.
+        self._here: dict[str, str] = {}
+        self._elsewhere: dict[str, str] = {}
+        for where in sorted(raw):
+            for r in ledger.at(where, tuple(CopyState)):
+                if r.dataset == keys.RAW_SCAN:
+                    found = self._here if where == endpoint else self._elsewhere
+                    found.setdefault(r.scan, r.relative_path)
 
     def registered(self, key: str) -> bool:
         return key in self._keys
 
     def recorded_path(self, key: str) -> str | None:
         """The relative path recorded for ``key`` (copies keep it from endpoint to endpoint):
-        here, else the newest materialization of any raw asset, else any ledger record."""
+        in the ledger here, else elsewhere, else, for a registered key the ledger does not
+        know (a new scan not yet copied), the newest materialization of any raw asset."""
         if key in self._here:
             return self._here[key]
+        if key in self._elsewhere:
+            return self._elsewhere[key]
+        if key not in self._keys:
+            return None  # the ledger is written before a key is registered
         newest: tuple[float, str] | None = None
         for asset_key in self._raw_assets:
             result = self._instance.fetch_materializations(
@@ -335,10 +348,7 @@ class _Known:
                 path = event.metadata.get("relative_path") if event else None
                 if path is not None and (newest is None or record.timestamp > newest[0]):
                     newest = (record.timestamp, str(path.value))
-        if newest is not None:
-            return newest[1]
-        copies = [c for c in self._ledger.copies_of(key) if c.dataset == keys.RAW_SCAN]
-        return copies[0].relative_path if copies else None
+        return newest[1] if newest is not None else None
 
 
 # -- registering -------------------------------------------------------------------------------
@@ -352,40 +362,53 @@ def _register(
     accepted: list[_Accepted],
     options: DiscoverOptions,
 ) -> list[str]:
-    """Record then register one chunk. Records go first: a crash in between leaves keys that a
-    rerun registers again, never a registered key with no record of where its file is."""
+    """Record then register one chunk: the ledger's records (one transaction), then the raw
+    asset's materializations, then the partitions. Records go first: a crash in between leaves
+    keys that a rerun registers again (for the same file only: the ledger remembers it), never a
+    registered key with no record of where its file is."""
     if options.dry_run or not accepted:
         return [a.key for a in accepted]
-    for a in accepted:
-        relative = a.found.relative_path
-        instance.report_runless_asset_event(
-            dg.AssetMaterialization(
-                asset_key=asset_key,
-                partition=a.key,
-                metadata={
-                    "endpoint": options.endpoint,
-                    "relative_path": relative,
-                    "path": dg.MetadataValue.path(settings.location_of(options.endpoint, relative)),
-                    "size_bytes": a.found.size_bytes,
-                    "export_control": a.export_controlled,
-                    "discovered": True,
-                },
-            )
-        )
-        ledger.record_seen(
+    learnt_at = time.time()  # when the platform learnt of the copies, not the files' times
+    ledger.record_seen_many(
+        [
             CopyFacts(
                 scan=a.key,
                 endpoint=options.endpoint,
                 dataset=keys.RAW_SCAN,
                 asset_key=asset_key.to_user_string(),
-                relative_path=relative,
+                relative_path=a.found.relative_path,
                 size_bytes=a.found.size_bytes,
                 files=1,
                 sha256=None,  # hashing every historic file is not discovery's job
-                made_at=time.time(),  # when the platform learnt of the copy
+                made_at=learnt_at,
                 made_by=MADE_BY,
                 export_controlled=a.export_controlled,
             )
-        )
+            for a in accepted
+        ]
+    )
+    for a in accepted:
+        instance.report_runless_asset_event(_materialization(settings, asset_key, a, options))
     instance.add_dynamic_partitions(scans.name, [a.key for a in accepted])
     return [a.key for a in accepted]
+
+
+def _materialization(
+    settings: Settings, asset_key: dg.AssetKey, accepted: _Accepted, options: DiscoverOptions
+) -> dg.AssetMaterialization:
+    """The raw asset's record of a discovered copy: what copies read their source from, and
+    what the UI shows on the scan's partition. Dagster stores one such event at a time (about
+    7 ms each on SQLite): this, not the ledger or the partitions, bounds discovery's rate."""
+    relative = accepted.found.relative_path
+    return dg.AssetMaterialization(
+        asset_key=asset_key,
+        partition=accepted.key,
+        metadata={
+            "endpoint": options.endpoint,
+            "relative_path": relative,
+            "path": dg.MetadataValue.path(settings.location_of(options.endpoint, relative)),
+            "size_bytes": accepted.found.size_bytes,
+            "export_control": accepted.export_controlled,
+            "discovered": True,
+        },
+    )

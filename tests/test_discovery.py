@@ -1,8 +1,8 @@
 """``bl832 discover`` over historic scans on the beamline's raw storage (local backend).
 
 The 5,000-file case runs on an in-memory Dagster instance: Dagster's SQLite event log writes
-about 70 events/s on a small machine (a new connection per event), which would make this test
-about behaviour take minutes; ``benchmarks/bench_discover.py`` measures SQLite itself.
+100-140 events/s on 2 cores (a new engine and two connections per event), which would make this
+test about behaviour take minutes; ``benchmarks/bench_discover.py`` measures SQLite itself.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from bl832_assets.definitions import build_definitions
 from bl832_assets.discovery import DiscoverOptions, DiscoverySummary, discover
 from bl832_assets.resources.transfer.base import TransferResource
 from bl832_assets.resources.wiring import build_resources
+from bl832_assets.retention.ledger import CopyFacts
 from bl832_assets.retention.resource import open_ledger
 from bl832_assets.science.synth import write_synthetic_scan
 from bl832_assets.settings import Settings
@@ -234,6 +235,49 @@ def test_a_name_taken_by_another_file_is_refused(
     assert [r.asset_materialization.metadata["relative_path"].value for r in recorded.records] == [
         "p1/march.h5"
     ]
+
+
+def _recorded_by_an_interrupted_run(site: Settings, scan: str, relative_path: str) -> None:
+    open_ledger(site.ledger_url).record_seen(
+        CopyFacts(
+            scan=scan,
+            endpoint=ENDPOINT,
+            dataset=keys.RAW_SCAN,
+            asset_key=keys.BEAMLINE_RAW.to_user_string(),
+            relative_path=relative_path,
+            size_bytes=1,
+            files=1,
+            sha256=None,
+            made_at=time.time(),
+            made_by="discovered",
+            export_controlled=False,
+        )
+    )
+
+
+def test_a_name_recorded_by_an_interrupted_discovery_stays_with_its_file(
+    site: Settings, instance: dg.DagsterInstance, raw: Path
+) -> None:
+    """A crash between the ledger's records and the partitions leaves keys recorded but not
+    registered: a rerun registers them for the same files and refuses them to any other."""
+    shutil.copy(raw / "p1/april.h5", raw / "p2/march.h5")
+    _recorded_by_an_interrupted_run(site, "march", "p2/march.h5")
+    _recorded_by_an_interrupted_run(site, "april", "p1/april.h5")
+
+    summary = _run(site, instance)
+
+    assert sorted(summary.registered) == ["april", "march", "may"]
+    assert [(r.relative_path, r.reason) for r in summary.refused] == [
+        ("p1/march.h5", f"name already recorded for {raw / 'p2/march.h5'}")
+    ]
+    recorded = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=keys.BEAMLINE_RAW, asset_partitions=["march"]), limit=5
+    )
+    assert [r.asset_materialization.metadata["relative_path"].value for r in recorded.records] == [
+        "p2/march.h5"
+    ]
+    march = open_ledger(site.ledger_url).get("march", ENDPOINT, keys.RAW_SCAN)
+    assert march is not None and march.relative_path == "p2/march.h5"
 
 
 def test_cli_prints_refusals_and_one_summary_line(
