@@ -59,7 +59,7 @@ class Bl832Collector(Collector):
         with self._lock:
             before = self._records_read
             while self._update().left == 0:
-                pass
+                continue  # a budget used up means more records may be waiting
             return self._records_read - before
 
     def collect(self) -> Iterable[Metric]:

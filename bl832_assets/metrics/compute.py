@@ -56,12 +56,11 @@ class ComputeTally:
                 materialization = record.asset_materialization
                 if materialization is None:
                     continue
-                recorded = materialization.metadata
-                if "seconds" in recorded:
-                    self._clock(self.step, product, facility).add(float(recorded["seconds"].value))
-                if "payload_seconds" in recorded:
-                    clock = self._clock(self.payload, product, facility)
-                    clock.add(float(recorded["payload_seconds"].value))
+                recorded = {name: entry.value for name, entry in materialization.metadata.items()}
+                for name, clocks in (("seconds", self.step), ("payload_seconds", self.payload)):
+                    seconds = recorded.get(name)
+                    if isinstance(seconds, int | float):  # an odd record never breaks a scrape
+                        self._clock(clocks, product, facility).add(float(seconds))
 
     def families(self) -> Iterator[Metric]:
         for product in PRODUCTS.values():

@@ -25,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, SummaryMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from bl832_assets.definitions import build_definitions
-from bl832_assets.metrics.streams import Budget, Stream, materializations, run_failures
+from bl832_assets.metrics.streams import Budget, materializations, run_failures
 from bl832_assets.retention.locations import asset_endpoints
 from bl832_assets.settings import Settings
 
@@ -72,7 +72,7 @@ class TransferTally:
         self._endpoints = asset_endpoints(settings)
         self._steps = {"__".join(key.path): key for key in self._copies}
         self._made = [materializations(instance, key) for key in sorted(self._copies)]
-        self._failed_runs: Stream = run_failures(instance)
+        self._failed_runs = run_failures(instance)
         self.totals: dict[tuple[str, str], Totals] = {}
 
     def update(self, budget: Budget) -> None:
