@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export BL832_HOME ?= $(CURDIR)/.bl832
 export DAGSTER_HOME ?= $(BL832_HOME)/dagster
 
-.PHONY: demo demo-facilities fakes test dev bench lint venv
+.PHONY: demo demo-facilities fakes test dev bench lint venv deploy-local deploy-stop deploy-status
 
 $(BIN)/bl832: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,19 @@ dev: venv $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/bl832 pools
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
+# The production deployment on this machine (docs/deployment.md): code server, webserver, daemon,
+# a Celery worker and the metrics exporter, on PostgreSQL (database bl832_deploy, created on first
+# start) and RabbitMQ at 127.0.0.1 unless the environment names others (deploy/bl832.env.example).
+# Pid files and logs: $(BL832_HOME)/deploy/run and $(BL832_HOME)/deploy/logs.
+deploy-local: venv
+	$(BIN)/bl832 deploy start
+
+deploy-stop: venv
+	$(BIN)/bl832 deploy stop
+
+deploy-status: venv
+	$(BIN)/bl832 deploy status
+
 bench: venv /usr/bin/chromium
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/bench_backfill.py
@@ -53,6 +66,7 @@ bench: venv /usr/bin/chromium
 	$(BIN)/python benchmarks/bench_recon.py
 	$(BIN)/python benchmarks/bench_scan.py
 	$(BIN)/python benchmarks/bench_ui.py
+	$(BIN)/python benchmarks/bench_deploy.py
 
 lint: venv
 	$(BIN)/ruff check bl832_assets tests benchmarks

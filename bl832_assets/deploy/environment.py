@@ -88,6 +88,7 @@ def environment(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
     # daemon's run monitoring.
     env.setdefault("BL832_RESULT_BACKEND", f"db+{database_url(env)}")
     layout = Layout.of(settings)
+    env.setdefault("BL832_COMPUTE_LOGS", str(layout.folder / "compute_logs"))
     env.update(
         {
             "BL832_HOME": str(settings.home),

@@ -164,9 +164,23 @@ def _wait_gone(pgid: int, seconds: float) -> None:
 
 
 def stragglers(layout: Layout) -> Iterator[int]:
-    """Processes carrying this deployment's marker (whatever their group), but this one."""
+    """Processes carrying this deployment's marker (whatever their group), except this
+    process and those it descends from."""
+    spared = _ancestry(os.getpid())
     pids = (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
-    yield from (pid for pid in pids if pid != os.getpid() and is_ours(layout, pid))
+    yield from (pid for pid in pids if pid not in spared and is_ours(layout, pid))
+
+
+def _ancestry(pid: int) -> set[int]:
+    found = set()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        try:
+            # /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces and parentheses.
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return found
 
 
 def kill_stragglers(layout: Layout, say: Callable[[str], None]) -> None:

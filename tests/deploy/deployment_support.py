@@ -1,0 +1,192 @@
+"""A real deployment for the tests: ``bl832 deploy start`` on a temporary site, against a
+PostgreSQL database created for the test and dropped after it, and Celery queues of its own on
+the machine's RabbitMQ (so a ``make deploy-local`` running beside it is never touched).
+
+Every process the deployment starts is stopped by its recorded process group when the test
+module ends, whatever happened: ``bl832 deploy stop`` first, then SIGKILL to every group ever
+recorded and to every process still carrying the deployment's marker.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import dagster as dg
+import kombu
+import sqlalchemy as sa
+import yaml
+from sqlalchemy.pool import NullPool
+
+from bl832_assets.deploy.environment import LOCAL_SERVICES, MARKER, Layout, environment
+from bl832_assets.deploy.supervisor import group_alive, recorded_pid, stragglers
+from bl832_assets.settings import Settings
+
+BIN = Path(sys.executable).parent
+SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+PROCESSES = ("code-server", "webserver", "daemon", "worker", "metrics")
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def fresh_database(prefix: str) -> Iterator[str]:
+    """A database of its own on the machine's PostgreSQL, dropped (connections and all) after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    server = sa.create_engine(SERVER, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with server.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    try:
+        yield name
+    finally:
+        with server.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
+        server.dispose()
+
+
+def delete_queues(names: list[str]) -> None:
+    with kombu.Connection(LOCAL_SERVICES["BL832_BROKER_URL"]) as connection:
+        for name in names:
+            with suppress(Exception):
+                connection.default_channel.queue_delete(name)
+
+
+@dataclass
+class Deployment:
+    """A deployment's site, the environment its commands run with, and every process group
+    it ever recorded."""
+
+    folder: Path
+    settings: Settings
+    env: dict[str, str]
+    seen: set[int] = field(default_factory=set)
+
+    @property
+    def layout(self) -> Layout:
+        return Layout.of(self.settings)
+
+    def deploy(self, action: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        """``bl832 deploy ACTION``, as an operator runs it."""
+        result = subprocess.run(
+            [str(BIN / "bl832"), "deploy", action],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        self.remember()
+        return result
+
+    def remember(self) -> dict[str, int]:
+        """The pid (= process group) of each recorded process, remembered for the cleanup."""
+        pids = {n: p for n in PROCESSES if (p := recorded_pid(self.layout, n)) is not None}
+        self.seen.update(pids.values())
+        return pids
+
+    def instance(self) -> dg.DagsterInstance:
+        return dg.DagsterInstance.from_config(str(self.layout.dagster_home))
+
+    def kill_everything(self) -> None:
+        for pgid in self.seen:
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+        for pid in stragglers(self.layout):
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def site_settings(folder: Path, tag: str, instance: dict[str, Any]) -> dict[str, Any]:
+    """A copy-only site (new scans go home and to the archive; no reconstruction) that notices a
+    scan within seconds, on free ports, with queues and a worker name of its own."""
+    queues = {
+        "transfers": f"{tag}-transfers",
+        "facility": f"{tag}-facility",
+        "local_recon": f"{tag}-local-recon",
+    }
+    return {
+        "home": str(folder / "site"),
+        "sensor": {"settle_seconds": 1.0, "interval_seconds": 2, "lookback_hours": 24},
+        "decision": {"nersc_recon": False},
+        "queues": queues,
+        "metrics": {"port": free_port()},
+        "deploy": {
+            "webserver_port": free_port(),
+            "code_server_port": free_port(),
+            "worker_name": f"{tag}-worker",
+            "worker_concurrency": 1,
+            "stop_timeout_seconds": 30,
+            "instance": instance,
+        },
+    }
+
+
+@contextmanager
+def deployment(folder: Path, instance: dict[str, Any]) -> Iterator[Deployment]:
+    """A started deployment; everything it ran is gone, its database dropped and its queues
+    deleted when the block ends."""
+    tag = f"t{uuid.uuid4().hex[:8]}"
+    data = site_settings(folder, tag, instance)
+    config = folder / "settings.yaml"
+    config.write_text(yaml.safe_dump(data))
+    settings = Settings.model_validate(data)
+    with fresh_database("bl832_deploy_test") as database:
+        base = {
+            **{k: v for k, v in os.environ.items() if k != MARKER},
+            "BL832_CONFIG": str(config),
+            "DAGSTER_PG_DB": database,
+        }
+        env = environment(settings, base)
+        env.pop(MARKER)  # only the deployment's own processes carry it, never the test's
+        site = Deployment(folder, settings, env)
+        try:
+            started = site.deploy("start")
+            assert started.returncode == 0, started.stdout + started.stderr
+            yield site
+        finally:
+            try:
+                site.deploy("stop", timeout=120)
+            finally:
+                site.kill_everything()
+                delete_queues(settings.queues.all())
+
+
+@contextmanager
+def environment_of(site: Deployment) -> Iterator[None]:
+    """This process's environment set to the deployment's, to open its instance."""
+    saved = dict(os.environ)
+    os.environ.update(site.env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: float = 0.25) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"no {what} within {timeout:g} s")
+
+
+def group_gone(pgid: int) -> bool:
+    return not group_alive(pgid)
