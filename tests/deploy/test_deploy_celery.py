@@ -17,6 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import requests
 from deployment_support import (
     PROCESSES,
     Deployment,
@@ -110,6 +111,41 @@ def test_the_daemon_dispatches_a_dropped_scan_and_a_celery_worker_runs_it(
     assert f"Task execute_job[{run.tags['dagster-celery/task_id']}] succeeded" in (
         log_file(site.layout, "worker").read_text()
     )
+
+
+LAUNCH = """mutation($params: ExecutionParams!) { launchPipelineExecution(executionParams: $params)
+  { __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+
+
+def test_a_run_launched_from_the_ui_without_a_queue_is_routed_by_the_launcher(
+    site: Deployment,
+) -> None:
+    """Runs the sensor did not create (launched from the UI; backfill runs alike) get their
+    queue from bl832_assets/queues.py when the daemon launches them."""
+    url = f"http://127.0.0.1:{site.settings.deploy.webserver_port}/graphql"
+    params = {
+        "selector": {
+            "repositoryLocationName": "bl832",
+            "repositoryName": "__repository__",
+            "pipelineName": "__ASSET_JOB",
+            "assetSelection": [{"path": ["data832", "raw_scan"]}],
+        },
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": FIRST}]},
+    }
+    response = requests.post(url, json={"query": LAUNCH, "variables": {"params": params}})
+    launched = response.json()["data"]["launchPipelineExecution"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    with site.instance() as instance:
+        assert QUEUE_TAG not in instance.get_run_by_id(run_id).tags
+
+        def finished() -> dg.DagsterRun | None:
+            run = instance.get_run_by_id(run_id)
+            return run if run is not None and run.is_finished else None
+
+        run = wait_for("finished run", finished, 180)
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    assert run.tags[QUEUE_TAG] == site.settings.queues.transfers
 
 
 def test_a_worker_killed_mid_run_is_noticed_and_the_run_failed_then_retried(
