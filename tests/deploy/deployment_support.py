@@ -137,11 +137,13 @@ def site_settings(folder: Path, tag: str, instance: dict[str, Any]) -> dict[str,
 
 
 @contextmanager
-def deployment(folder: Path, instance: dict[str, Any]) -> Iterator[Deployment]:
-    """A started deployment; everything it ran is gone, its database dropped and its queues
-    deleted when the block ends."""
+def deployment(
+    folder: Path, instance: dict[str, Any], settings: dict[str, Any] | None = None
+) -> Iterator[Deployment]:
+    """A started deployment (``settings`` merged over the test site's); everything it ran is
+    gone, its database dropped and its queues deleted when the block ends."""
     tag = f"t{uuid.uuid4().hex[:8]}"
-    data = site_settings(folder, tag, instance)
+    data = _merged(site_settings(folder, tag, instance), settings or {})
     config = folder / "settings.yaml"
     config.write_text(yaml.safe_dump(data))
     settings = Settings.model_validate(data)
@@ -164,6 +166,16 @@ def deployment(folder: Path, instance: dict[str, Any]) -> Iterator[Deployment]:
             finally:
                 site.kill_everything()
                 delete_queues(settings.queues.all())
+
+
+def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        inner = merged.get(key)
+        merged[key] = (
+            _merged(inner, value) if isinstance(inner, dict) and isinstance(value, dict) else value
+        )
+    return merged
 
 
 @contextmanager

@@ -92,6 +92,8 @@ def test_the_production_instance_monitors_limits_and_retries_runs(production_ins
     assert instance.run_retries_enabled and instance.run_retries_max_retries >= 1
     assert instance.nux_enabled is False
     assert instance.get_settings("telemetry")["enabled"] is False
+    # The queue is looked at every second, not Dagster's default 5 s.
+    assert instance.run_coordinator.dequeue_interval_seconds == 1
     limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
     keys = {(lim["key"], str(lim.get("value"))) for lim in limits}
     assert ("dagster/backfill", "None") in keys
