@@ -36,7 +36,6 @@ import argparse
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -61,6 +60,34 @@ THROUGHPUT_GOAL = 1.7
 OVERHEAD_GOAL = 10.0
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> tuple[float, float]:
+    """Busy and total CPU seconds of the whole machine since boot (/proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields) - idle) / TICK, sum(fields) / TICK
+
+
+def _group_cpu(pgids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by the live processes of each process group."""
+    used = dict.fromkeys(pgids, 0.0)
+    names = {pgid: name for name, pgid in pgids.items()}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command: state ppid pgrp session ... utime (11) stime (12).
+        group = int(fields[2])
+        if group in names:
+            used[names[group]] += (int(fields[11]) + int(fields[12])) / TICK
+    return used
+
+
 @dataclass(frozen=True)
 class Flood:
     workers: int
@@ -71,6 +98,9 @@ class Flood:
     lost: int
     succeeded: int
     minutes: float
+    busy: float  # share of the machine's CPU time that was busy during the flood
+    busy_seconds: float  # the machine's busy CPU seconds during the flood
+    cpu: dict[str, float]  # CPU seconds per deployment process during the flood
 
     @property
     def per_minute(self) -> float:
@@ -115,6 +145,7 @@ def _extra_worker(site: Deployment, number: int):
             command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     site.seen.add(process.pid)
+    site.extra[f"worker-{number}"] = process.pid
     try:
         deadline = time.monotonic() + 120
         while not CeleryPing(name).answers(site.env):
@@ -130,6 +161,7 @@ def _extra_worker(site: Deployment, number: int):
             time.sleep(0.1)
         with suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
+        del site.extra[f"worker-{number}"]
 
 
 def _scan_file() -> Path:
@@ -213,6 +245,10 @@ def flood(site: Deployment, workers: int, scans: int) -> Flood:
         f"20261204_{10 + i // 3600:02d}{i // 60 % 60:02d}{i % 60:02d}_flood" for i in range(scans)
     ]
     wanted = set(names)
+    groups = {name: pid for name, pid in site.remember().items()}
+    groups.update(site.extra)
+    busy_before, total_before = _machine_busy()
+    cpu_before = _group_cpu(groups)
     with site.instance() as instance:
         dropped = _drop(site, names)
         _wait("a run per scan", lambda: len(_runs_of(instance, wanted)) >= scans, 600, 0.2)
@@ -226,6 +262,8 @@ def flood(site: Deployment, workers: int, scans: int) -> Flood:
             return runs if all(r.dagster_run.is_finished for r in runs) else None
 
         records = _wait("every run finished", finished, 60 * scans + 300, 2.0)
+    busy_after, total_after = _machine_busy()
+    cpu_after = _group_cpu(groups)
     starts = [r.start_time for r in records if r.start_time]
     ends = [r.end_time for r in records if r.end_time]
     return Flood(
@@ -237,6 +275,9 @@ def flood(site: Deployment, workers: int, scans: int) -> Flood:
         lost=len(wanted - set(keys)) + len(wanted - partitions),
         succeeded=sum(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in records),
         minutes=(max(ends) - min(starts)) / 60,
+        busy=(busy_after - busy_before) / (total_after - total_before),
+        busy_seconds=busy_after - busy_before,
+        cpu={name: cpu_after[name] - cpu_before.get(name, 0.0) for name in groups},
     )
 
 
@@ -281,17 +322,25 @@ def main() -> None:
     met = "met" if ratio >= THROUGHPUT_GOAL else "NOT met"
     print(f"two workers / one: {ratio:.2f} (goal >= {THROUGHPUT_GOAL}: {met})")
 
-    print(f"\noverhead of one scan on the idle deployment (median of {len(overhead)})")
-    print("end to end  payload  overhead  sensor wait  queue+launch  in run")
+    print("\nCPU during each flood: the machine's busy share, and CPU seconds per process")
+    names = sorted({n for f in (one, two) for n in f.cpu})
+    print("(other: PostgreSQL, RabbitMQ and whatever else ran on the machine)")
+    print("workers  busy  " + "  ".join(f"{n:>11}" for n in [*names, "other"]) + "  (seconds)")
+    for f in (one, two):
+        other = f.busy_seconds - sum(f.cpu.values())
+        cells = "  ".join(f"{v:11.1f}" for v in [*(f.cpu.get(n, 0.0) for n in names), other])
+        print(f"{f.workers:7d}  {f.busy:4.0%}  {cells}")
 
-    def median(field: str) -> float:
-        return statistics.median(getattr(o, field) for o in overhead)
-
+    overhead.sort(key=lambda o: o.overhead)
+    typical = overhead[len(overhead) // 2]
+    print(f"\noverhead of one scan on the idle deployment (median of {len(overhead)} by overhead)")
+    print("end to end  payload  overhead  sensor wait  queue+launch  in run (of which payload)")
     print(
-        f"{median('end_to_end'):8.2f} s  {median('payload'):5.2f} s  {median('overhead'):6.2f} s"
-        f"  {median('sensor'):9.2f} s  {median('launch'):10.2f} s  {median('in_run'):5.2f} s"
+        f"{typical.end_to_end:8.2f} s  {typical.payload:5.2f} s  {typical.overhead:6.2f} s"
+        f"  {typical.sensor:9.2f} s  {typical.launch:10.2f} s  {typical.in_run:6.2f} s"
     )
-    met = "met" if median("overhead") <= OVERHEAD_GOAL else "NOT met"
+    print("all samples, overhead: " + ", ".join(f"{o.overhead:.2f} s" for o in overhead))
+    met = "met" if typical.overhead <= OVERHEAD_GOAL else "NOT met"
     print(f"overhead goal <= {OVERHEAD_GOAL:g} s: {met}")
     load = os.getloadavg()
     print(f"\nload average at the end {load[0]:.2f} {load[1]:.2f}")

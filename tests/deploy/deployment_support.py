@@ -76,6 +76,7 @@ class Deployment:
     settings: Settings
     env: dict[str, str]
     seen: set[int] = field(default_factory=set)
+    extra: dict[str, int] = field(default_factory=dict)  # processes a caller added (by name)
 
     @property
     def layout(self) -> Layout:
