@@ -144,18 +144,29 @@ def make_site(scans: int) -> tuple[Settings, dict[str, str], float]:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.link(valid, target)
     started = time.perf_counter()
-    found = subprocess.run(
-        [str(BIN / "bl832"), "discover", ENDPOINT],
+    found = bl832(env, "discover", ENDPOINT)
+    seconds = time.perf_counter() - started
+    if f"{scans} registered" not in found.stdout:
+        raise RuntimeError(f"bl832 discover: {found.stdout[-2000:]}")
+    return settings, env, seconds
+
+
+def bl832(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """The ``bl832`` command on the site; a failure is raised with the end of its output."""
+    result = subprocess.run(
+        [str(BIN / "bl832"), *args],
         env=env,
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=3600,
     )
-    seconds = time.perf_counter() - started
-    if found.returncode != 0 or f"{scans} registered" not in found.stdout:
-        raise RuntimeError(f"bl832 discover: {found.stdout[-2000:]}\n{found.stderr[-2000:]}")
-    return settings, env, seconds
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"bl832 {' '.join(args)} exited {result.returncode}:\n"
+            f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+        )
+    return result
 
 
 def wait_idle(instance: dg.DagsterInstance) -> None:
@@ -175,18 +186,11 @@ def launch(
     """One ``bl832 backfill``, timed to its first run started; returns the backfill ids too."""
     wait_idle(instance)
     started = time.time()
-    result = subprocess.run(
-        [str(BIN / "bl832"), "backfill", SELECTION, *extra, "--url", url],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = bl832(env, "backfill", SELECTION, *extra, "--url", url)
     cli = time.time() - started
     ids = re.findall(r"^backfill (\S+) launched: .*?, (\d+) scan", result.stdout, re.MULTILINE)
-    if result.returncode != 0 or not ids:
-        raise RuntimeError(f"bl832 backfill: {result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    if not ids:
+        raise RuntimeError(f"bl832 backfill launched nothing: {result.stdout[-2000:]}")
     backfills = [backfill_id for backfill_id, _ in ids]
     ours = {BACKFILL_TAG: backfills}
     first_started = _first(instance, dg.RunsFilter(tags=ours, statuses=HAS_STARTED), "start_time")

@@ -26,6 +26,10 @@ from typing import Any
 import requests
 import yaml
 
+# The deep merge ``bl832 deploy`` applies to the site's instance settings, so a test's
+# instance is changed the way an operator's is.
+from bl832_assets.deploy.environment import _merged
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -65,17 +69,6 @@ def site_environment(
         "DAGSTER_HOME": str(dagster_home),
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-
-
-def _merged(base: Mapping[str, object], changes: Mapping[str, object]) -> dict[str, object]:
-    merged = dict(base)
-    for key, value in changes.items():
-        inner = merged.get(key)
-        if isinstance(value, Mapping) and isinstance(inner, Mapping):
-            merged[key] = _merged(inner, value)
-        else:
-            merged[key] = value
-    return merged
 
 
 @contextmanager
