@@ -167,8 +167,9 @@ def _check_outcome(
     spans = _nersc_step_spans(instance, [r.dagster_run.run_id for r in runs + live])
     assert len(spans) == 2 * (len(MARCH) + 1)
     assert _most_at_once(spans) == NERSC_POOL
-    # Priority: queued after every backfill run, the live run left the queue before any run
-    # still waiting there.
+    # Priority: queued after every backfill run, the live run leaves the queue ahead of those
+    # still waiting (first in first out, it would leave last). One backfill run may leave just
+    # after it was queued: a queue pass that began a moment before it, with a slot just freed.
     assert len(live) == 1
     queued = _event_time(instance, live[0], dg.DagsterEventType.RUN_ENQUEUED)
     assert all(_event_time(instance, r, dg.DagsterEventType.RUN_ENQUEUED) < queued for r in runs)
@@ -176,9 +177,10 @@ def _check_outcome(
         r.dagster_run.run_id: _event_time(instance, r, dg.DagsterEventType.RUN_STARTING)
         for r in runs + live
     }
-    after = sorted((t, run_id) for run_id, t in left_queue.items() if t > queued)
-    assert len(after) > 1, "no backfill run was left in the queue to overtake"
-    assert after[0][1] == live[0].dagster_run.run_id
+    order = [run_id for _, run_id in sorted((t, i) for i, t in left_queue.items() if t > queued)]
+    place = order.index(live[0].dagster_run.run_id)
+    assert place <= 1, f"the live run left the queue after {place} backfill runs"
+    assert len(order) - place - 1 >= 2, "too few backfill runs were left behind it to tell"
 
 
 def _wait_for_daemon(site: Site, url: str) -> None:
