@@ -120,10 +120,11 @@ class Overhead:
         return self.end_to_end - self.payload
 
 
-def _instance(workers: int) -> dict:
+def _instance(workers: int, depth: int) -> dict:
+    runs = workers * depth
     return {
         "run_monitoring": {"start_timeout_seconds": 1800},
-        "concurrency": {"runs": {"max_concurrent_runs": workers, "tag_concurrency_limits": []}},
+        "concurrency": {"runs": {"max_concurrent_runs": runs, "tag_concurrency_limits": []}},
     }
 
 
@@ -281,11 +282,11 @@ def flood(site: Deployment, workers: int, scans: int) -> Flood:
     )
 
 
-def run_with(workers: int, scans: int, repeats: int) -> tuple[Flood, list[Overhead]]:
+def run_with(workers: int, scans: int, repeats: int, depth: int) -> tuple[Flood, list[Overhead]]:
     folder = OUT / f"workers{workers}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    with deployment(folder, _instance(workers)) as site, environment_of(site):
+    with deployment(folder, _instance(workers, depth)) as site, environment_of(site):
         overhead = measure_overhead(site, repeats) if workers == 1 else []
         if workers == 1:
             return flood(site, workers, scans), overhead
@@ -297,11 +298,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scans", type=int, default=100)
     parser.add_argument("--overhead-repeats", type=int, default=3)
+    parser.add_argument(
+        "--depth",
+        type=int,
+        default=1,
+        help="runs let out of Dagster's queue per worker: 1 as deploy/dagster.yaml asks (the "
+        "rest wait QUEUED); 2 keeps one more waiting in the broker for each worker",
+    )
     args = parser.parse_args()
     load = os.getloadavg()
     print(f"bench_deploy: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f}")
-    one, overhead = run_with(1, args.scans, args.overhead_repeats)
-    two, _ = run_with(2, args.scans, 0)
+    print(f"runs let out of Dagster's queue: {args.depth} per worker")
+    one, overhead = run_with(1, args.scans, args.overhead_repeats, args.depth)
+    two, _ = run_with(2, args.scans, 0, args.depth)
 
     print("\ndispatch: scans renamed into the detector folder at once")
     print("workers  scans  runs  lost  duplicated  all runs created after  succeeded")
