@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from bl832_assets.deploy.environment import Layout, database_url, environment, write_instance
-from bl832_assets.deploy.services import Service, metrics_available, services
+from bl832_assets.deploy.services import LocationFailed, Service, metrics_available, services
 from bl832_assets.deploy.supervisor import (
     DeployFailed,
     State,
@@ -118,8 +118,12 @@ def status() -> int:
 
 def state(layout: Layout, service: Service, env: dict[str, str]) -> State:
     pid = running(layout, service.name)
-    answering = service.probe.answers(env) if pid is not None else None
-    return State(service.name, pid, pid is not None, answering, service.probe.what)
+    what = service.probe.what
+    try:
+        answering = service.probe.answers(env) if pid is not None else None
+    except LocationFailed as exc:
+        answering, what = False, str(exc).splitlines()[0]
+    return State(service.name, pid, pid is not None, answering, what)
 
 
 def ensure_database(env: dict[str, str]) -> bool:

@@ -61,6 +61,37 @@ class Page:
             return False
 
 
+LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries {
+  name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+
+
+class LocationFailed(RuntimeError):
+    """The webserver answers, but the code location failed to load; the message says why."""
+
+
+@dataclass(frozen=True)
+class CodeLocation:
+    """The webserver's GraphQL says every code location is loaded (a load error is raised)."""
+
+    url: str
+
+    @property
+    def what(self) -> str:
+        return f"{self.url} (code location loaded)"
+
+    def answers(self, env: Mapping[str, str]) -> bool:
+        try:
+            response = requests.post(f"{self.url}/graphql", json={"query": LOCATIONS}, timeout=10)
+            entries = response.json()["data"]["workspaceOrError"].get("locationEntries") or []
+        except (requests.RequestException, ValueError, KeyError, TypeError):
+            return False
+        for entry in entries:
+            error = entry["locationOrLoadError"] or {}
+            if error.get("__typename") == "PythonError":
+                raise LocationFailed(f"code location {entry['name']}: {error['message']}")
+        return bool(entries) and all(e["loadStatus"] == "LOADED" for e in entries)
+
+
 @dataclass(frozen=True)
 class Heartbeat:
     """The daemon's heartbeats in the instance, none older than ``max_age`` seconds."""
@@ -151,7 +182,7 @@ def services(settings: Settings) -> list[Service]:
                 "-w",
                 workspace,
             ],
-            Page(f"http://{deploy.host}:{deploy.webserver_port}/server_info"),
+            CodeLocation(f"http://{deploy.host}:{deploy.webserver_port}"),
         ),
         Service("daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace], Heartbeat()),
         Service(

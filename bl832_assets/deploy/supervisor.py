@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bl832_assets.deploy.environment import MARKER, TEMPLATES, Layout
-from bl832_assets.deploy.services import Service
+from bl832_assets.deploy.services import LocationFailed, Service
 
 
 class DeployFailed(RuntimeError):
@@ -112,8 +112,11 @@ def wait_until_answering(
     while True:
         if not group_alive(pid) or not Path(f"/proc/{pid}").exists():
             raise DeployFailed(f"{service.name} exited before answering:\n{tail(layout, service)}")
-        if service.probe.answers(env):
-            return
+        try:
+            if service.probe.answers(env):
+                return
+        except LocationFailed as exc:
+            raise DeployFailed(f"{service.name}: {exc}") from None
         if time.monotonic() > deadline:
             raise DeployFailed(
                 f"{service.name} did not answer ({service.probe.what}) within {timeout:g} s:\n"
