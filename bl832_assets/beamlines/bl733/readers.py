@@ -145,7 +145,7 @@ def read_edf(path: str | Path) -> EdfFrame:
     try:
         image.read(str(path))
         data = np.asarray(image.data)
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except Exception as error:  # fabio's parser raises whatever it trips on (even NameError)
         raise ScanFormatError(path, "file", f"not a readable EDF image ({error})") from error
     if image.incomplete_file:
         raise ScanFormatError(path, "data", "truncated: fewer bytes than the header declares")

@@ -125,9 +125,18 @@ def test_a_truncated_edf_is_refused_not_padded_with_zeros(tmp_path: Path) -> Non
         read_edf(path)
 
 
-def test_a_file_that_is_not_edf_is_refused_naming_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"this is not an image\n",
+        b"{\nDim_1 = 4 ;\nDim_2 = 4 ;\n",  # a header that never closes
+        b"{\nDim_1 = x ;\nDim_2 = 4 ;\nDataType = SignedInteger ;\n}\n" + bytes(64),
+    ],
+    ids=["text", "unclosed header", "bad dimension"],
+)
+def test_a_file_that_is_not_edf_is_refused_naming_it(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "notes.edf"
-    path.write_text("this is not an image\n")
+    path.write_bytes(content)
 
     with pytest.raises(ScanFormatError, match=r"notes\.edf: file: not a readable EDF image"):
         read_edf(path)
