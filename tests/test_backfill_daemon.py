@@ -156,6 +156,8 @@ def _check_outcome(
     # Every March scan, and only those, was reprocessed, with the backfill's filter.
     assert sorted(r.dagster_run.tags["dagster/partition"] for r in runs) == sorted(MARCH)
     assert all(r.dagster_run.tags["dagster/priority"] == "-1" for r in runs)
+    # NERSC runs the payload here (local backend), so the runs go to the local-recon queue.
+    assert {r.dagster_run.tags["dagster-celery/queue"] for r in runs} == {"local-recon"}
     for scan in MARCH:
         tiff = _latest(instance, keys.key("nersc", keys.RECON_TIFF), scan)
         assert tiff.metadata["options"].value["filter_name"] == "hann"

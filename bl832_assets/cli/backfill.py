@@ -33,6 +33,7 @@ from bl832_assets.backfill.webserver import BackfillStatus, Webserver, Webserver
 from bl832_assets.cli.site import site_instance
 from bl832_assets.definitions import build_definitions
 from bl832_assets.partitions import scans
+from bl832_assets.queues import queue_tags
 from bl832_assets.retention.resource import open_ledger
 from bl832_assets.settings import Settings, load_settings
 
@@ -92,7 +93,7 @@ def run_backfill(args: BackfillArgs, settings: Settings | None = None) -> int:
         if args.wait and not daemon_alive:
             print(f"bl832 backfill: {NO_DAEMON}; nothing launched", file=sys.stderr)
             return 1
-        launched = [_launch(server, part, args, run_config, made) for part in made.parts]
+        launched = [_launch(settings, server, part, args, run_config, made) for part in made.parts]
     except WebserverError as exc:
         print(f"bl832 backfill: {exc}", file=sys.stderr)
         return 1
@@ -172,6 +173,7 @@ def _daemon_alive(server: Webserver) -> bool:
 
 
 def _launch(
+    settings: Settings,
     server: Webserver,
     part: Part,
     args: BackfillArgs,
@@ -189,7 +191,9 @@ def _launch(
     return server.launch(
         [list(k.path) for k in part.assets],
         part.scans,
-        tags={"dagster/priority": str(PRIORITY), **TRIGGER},
+        # The queue, too, so a deployment's per-queue limit holds backfill runs in Dagster's
+        # queue rather than in the broker.
+        tags={"dagster/priority": str(PRIORITY), **TRIGGER, **queue_tags(settings, part.assets)},
         title=_identifier(title),
         description=f"bl832 backfill {args.selection}: {len(part.scans)} scan(s), {part.label}",
         run_config=config,
