@@ -225,7 +225,7 @@ def _durable(path: Path) -> Iterator[Path]:
 
 def _write_header(f: h5py.File, header: CxiHeader) -> None:
     f.attrs["cxi_version"] = 160
-    f[ENERGY] = header.energy_ev * ELECTRONVOLT
+    f[ENERGY] = PLANCK_TIMES_C / header.wavelength_m
     f[WAVELENGTH] = header.wavelength_m
     f[DISTANCE] = header.distance_m
     f[Y_PIXEL_SIZE], f[X_PIXEL_SIZE] = header.pixel_size_m

@@ -193,9 +193,9 @@ def render_job_script(settings: GpuJobSettings, command: list[str], job_name: st
 
 
 class PieParams(_Frozen):
-    """The local CPU engine (rPIE, ``reconstruct``): a fixed number of iterations, seeded."""
+    """The local CPU engine (mPIE, ``reconstruct``): a fixed number of iterations, seeded."""
 
-    iterations: int = Field(default=200, ge=1, description="Passes over every position.")
+    iterations: int = Field(default=100, ge=1, description="Passes over every position.")
     object_step: float = Field(
         default=0.5, gt=0, le=1, description="rPIE's alpha for the object: smaller is bolder."
     )
@@ -207,5 +207,8 @@ class PieParams(_Frozen):
         ge=0,
         description="Iterations on the object alone before the probe moves. 0 suits a guess "
         "with the wrong phase: the object would otherwise learn the probe's error and keep it.",
+    )
+    momentum: float = Field(
+        default=0.7, ge=0, lt=1, description="mPIE's momentum after each pass; 0: plain rPIE."
     )
     seed: int = Field(default=0, description="Seeds the order positions are visited in.")

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bl832_assets.beamlines.bl7012.cxi import PLANCK_TIMES_C, CxiHeader, write_scan
+from bl832_assets.beamlines.bl7012.cxi import ELECTRONVOLT, PLANCK_TIMES_C, CxiHeader, write_scan
+from bl832_assets.beamlines.bl7012.grid import illumination, object_shape
 
 ENERGY_EV = 800.0  # soft X-rays, as at COSMIC
-ELECTRONVOLT = 1.602176634e-19
 DISTANCE_M = 0.121
 DETECTOR_PIXEL_M = 30e-6
 GOLDEN_ANGLE = math.pi * (3 - math.sqrt(5))
@@ -41,12 +41,8 @@ class SyntheticScan:
     beam_diameter_px: float  # intensity FWHM of the probe
 
     def illumination(self) -> np.ndarray:
-        """Probe intensity summed over every position: where the object is measured."""
-        total = np.zeros(self.object.shape)
-        rows, columns = self.probe.shape
-        for row, column in self.positions:
-            total[row : row + rows, column : column + columns] += np.abs(self.probe) ** 2
-        return total
+        """The true probe's dose on the object: where the scan measured it."""
+        return illumination(self.probe, self.positions, self.object.shape)
 
 
 def scan_file_name(day: dt.date, number: int, suffix: str = "") -> str:
@@ -65,23 +61,24 @@ def known_probe(size: int, sigma_px: float, curvature: float) -> np.ndarray:
 
 def known_object(shape: tuple[int, int]) -> np.ndarray:
     """The test pattern on a grid of ``shape``, drawn in coordinates of the field's half-width so
-    every size shows the same object. Amplitude 0.5..1, phase 0..1.2 rad."""
+    every size shows the same object, with its features where a scan centred on the field lights
+    it. Amplitude 0.5..1, phase 0..about 1 rad."""
     rows, columns = shape
     half = max(rows, columns) / 2
     y, x = np.mgrid[:rows, :columns]
     v, u = (y - rows / 2) / half, (x - columns / 2) / half
-    radius, angle = np.hypot(u, v), np.arctan2(v, u)
-    star = (radius < 0.45) & (np.sin(8 * angle) > 0)
+    radius, angle = np.hypot(u + 0.12, v + 0.1), np.arctan2(v + 0.1, u + 0.12)
+    star = (radius < 0.3) & (np.sin(8 * angle) > 0)
     discs = sum(
-        np.hypot(u - cu, v - cv) < r for cu, cv, r in ((0.6, -0.55, 0.18), (-0.6, 0.6, 0.12))
+        np.hypot(u - cu, v - cv) < r for cu, cv, r in ((0.3, -0.32, 0.1), (0.25, 0.3, 0.08))
     )
-    amplitude = 1.0 - 0.35 * star - 0.15 * np.clip(discs, 0, 1)
+    amplitude = 1.0 - 0.5 * star - 0.2 * np.clip(discs, 0, 1)
     blobs = sum(
         h * np.exp(-((u - cu) ** 2 + (v - cv) ** 2) / w**2)
-        for cu, cv, w, h in ((-0.45, -0.4, 0.3, 0.9), (0.35, 0.45, 0.25, 0.6))
+        for cu, cv, w, h in ((-0.25, 0.25, 0.2, 0.9), (0.15, -0.3, 0.15, 0.6))
     )
-    bars = (np.abs(v + 0.05) < 0.5) & (np.abs(u - 0.6) < 0.2) & (np.sin(12 * math.pi * v) > 0)
-    phase = blobs + 0.6 * bars
+    bars = (np.abs(u - 0.32) < 0.12) & (np.abs(v - 0.15) < 0.25) & (np.sin(12 * math.pi * v) > 0)
+    phase = blobs + 0.5 * bars
     return amplitude * np.exp(1j * phase)
 
 
@@ -139,7 +136,7 @@ def write_synthetic_scan(
     diameter = FWHM_PER_SIGMA * beam_sigma_px
     corners = spiral_positions(positions, (1 - overlap) * diameter)
     probe = known_probe(frame_size, beam_sigma_px, curvature)
-    truth = known_object(tuple(corners.max(axis=0) + frame_size))
+    truth = known_object(object_shape(corners, (frame_size, frame_size)))
     windows = np.stack([truth[r : r + frame_size, c : c + frame_size] for r, c in corners])
     intensities = far_field(probe * windows)
     counts = rng.poisson(intensities * photons / intensities.sum(axis=(1, 2)).mean())
