@@ -4,9 +4,9 @@ It runs the same through Dagster Pipes, from a terminal or in a job, reporting p
 results through ``bl832_assets.science.reporting`` like 8.3.2's payload. The raw scan is never
 modified (its checksum is what the copies and the pruning are verified against): the result goes
 to ``<out_dir>/<stem>_recon.cxi``, holding the scan's geometry, positions and probe guess and
-the object as ``entry_1/image_1/data`` with the final probe, the layout upstream's tools append
-to the scan itself. Its metadata carries what the asset, its checks and the derived catalog
-record need without re-reading the outputs.
+the object as the next ``entry_1/image_<n>/data`` (a rerun adds one) with the final probe: the
+layout upstream's tools append to the scan itself. Its metadata carries what the asset, its
+checks and the derived catalog record need without re-reading the outputs.
 """
 
 from __future__ import annotations
