@@ -78,10 +78,9 @@ class CxiHeader:
     @property
     def object_pixel_m(self) -> tuple[float, float]:
         """The object-plane pixel (y, x) of a far-field reconstruction: λ·z / (N·p)."""
-        return tuple(  # type: ignore[return-value]
-            self.wavelength_m * self.distance_m / (n * p)
-            for n, p in zip(self.frame_shape, self.pixel_size_m, strict=True)
-        )
+        (rows, columns), (pixel_y, pixel_x) = self.frame_shape, self.pixel_size_m
+        reach = self.wavelength_m * self.distance_m
+        return reach / (rows * pixel_y), reach / (columns * pixel_x)
 
     def positions_px(self) -> np.ndarray:
         """The probe's position on the object for each frame, (row, column) in object pixels,

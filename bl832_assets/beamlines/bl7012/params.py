@@ -174,22 +174,28 @@ def job_script_name(cxi_path: str, tool: str) -> str:
     return f"{_UNSAFE_IN_NAMES.sub('_', tool)}_{stem}_{uuid.uuid4().hex[:12]}.sh"
 
 
-def render_job_script(settings: GpuJobSettings, command: list[str], job_name: str) -> str:
-    """The batch script: upstream's GPU header (one node) and the command, quoted for bash."""
-    return "\n".join(
-        [
-            "#!/bin/bash",
-            f"#SBATCH --job-name={job_name}",
-            f"#SBATCH --constraint={settings.constraint}",
-            f"#SBATCH --gpus={settings.gpus}",
-            f"#SBATCH --time={settings.time_limit}",
-            "#SBATCH --nodes=1",
-            f"#SBATCH --qos={settings.qos}",
-            f"#SBATCH --account={settings.account}",
-            shlex.join(command),
-            "",
+def render_job_script(
+    settings: GpuJobSettings, command: list[str], job_name: str, logs: str | None = None
+) -> str:
+    """The batch script: upstream's GPU header (one node) and the command, quoted for bash.
+    With ``logs`` (a NERSC folder), stdout and stderr go to ``<logs>/<job_name>-<job id>.out``
+    and ``.err``, where the compute resource reads a failed job's reason from."""
+    header = [
+        "#!/bin/bash",
+        f"#SBATCH --job-name={job_name}",
+        f"#SBATCH --constraint={settings.constraint}",
+        f"#SBATCH --gpus={settings.gpus}",
+        f"#SBATCH --time={settings.time_limit}",
+        "#SBATCH --nodes=1",
+        f"#SBATCH --qos={settings.qos}",
+        f"#SBATCH --account={settings.account}",
+    ]
+    if logs is not None:
+        header += [
+            f"#SBATCH --output={logs}/{job_name}-%j.out",
+            f"#SBATCH --error={logs}/{job_name}-%j.err",
         ]
-    )
+    return "\n".join([*header, shlex.join(command), ""])
 
 
 class PieParams(_Frozen):

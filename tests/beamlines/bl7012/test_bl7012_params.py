@@ -141,6 +141,15 @@ def test_the_default_header_is_one_gpu_four_hours_regular_qos() -> None:
     assert "#SBATCH --qos=regular" in header and "#SBATCH --account=als_g" in header
 
 
+def test_logs_go_to_a_named_folder_per_job_when_asked() -> None:
+    script = render_job_script(GpuJobSettings(), ["true"], "bl7012-x", logs="/jobs")
+
+    assert script.splitlines()[-3:-1] == [
+        "#SBATCH --output=/jobs/bl7012-x-%j.out",
+        "#SBATCH --error=/jobs/bl7012-x-%j.err",
+    ]
+
+
 def test_a_path_with_spaces_is_quoted_for_bash() -> None:
     script = render_job_script(GpuJobSettings(), ["run.sh", "/data/my scan.cxi"], "j")
 
