@@ -3,10 +3,10 @@ the GPU job that runs them at NERSC, and the local engine's parameters, as valid
 
 Pydantic models without Dagster, so the payload and the job scripts use them as they are and the
 Dagster layer wraps them in ``dg.Config``. Defaults are upstream's (``move_recon.py`` and
-``ptycho_jobscript.py`` of splash_flows), with two deliberate departures, both so the defaults
-run: ``oversampling_factor`` is 2, the flow's default that reached the job (the job script's own
-default, 1, never did), and ptychocam is on (upstream defaults both tools off, so a run that
-set neither reconstructed nothing).
+``ptycho_jobscript.py`` of splash_flows). Where the two disagree the flow's value is taken, as
+it is what reached the job: ``oversampling_factor`` 2 (the job script's own 1 was always
+overridden). One deliberate departure, so the defaults run: ptychocam is on (upstream defaults
+both tools off, so a run that set neither reconstructed nothing).
 
 The command lines are upstream's, fixed: cdtools takes its twelve values positionally, booleans
 and "none" written as the literals ``True``/``False``/``None`` its script parses; ptychocam takes
