@@ -42,7 +42,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -55,10 +54,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # the daemon test's process helpers
 
 from dagster_services import (  # noqa: E402
-    BIN,
     daemon,
     graphql,
+    run_bl832,
     site_environment,
+    wait_for,
     wait_for_daemon,
     webserver,
 )
@@ -144,40 +144,21 @@ def make_site(scans: int) -> tuple[Settings, dict[str, str], float]:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.link(valid, target)
     started = time.perf_counter()
-    found = bl832(env, "discover", ENDPOINT)
+    found = run_bl832(env, "discover", ENDPOINT, timeout=3600)
     seconds = time.perf_counter() - started
     if f"{scans} registered" not in found.stdout:
         raise RuntimeError(f"bl832 discover: {found.stdout[-2000:]}")
     return settings, env, seconds
 
 
-def bl832(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    """The ``bl832`` command on the site; a failure is raised with the end of its output."""
-    result = subprocess.run(
-        [str(BIN / "bl832"), *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"bl832 {' '.join(args)} exited {result.returncode}:\n"
-            f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
-        )
-    return result
-
-
 def wait_idle(instance: dg.DagsterInstance) -> None:
     """Until no backfill is active and no run is queued or running."""
-    deadline = time.monotonic() + WAIT_IDLE
-    while time.monotonic() < deadline:
+
+    def idle() -> bool:
         busy = [b for b in instance.get_backfills() if b.status.value in ACTIVE_BACKFILL]
-        if not busy and not instance.get_runs_count(dg.RunsFilter(statuses=ACTIVE_RUN)):
-            return
-        time.sleep(1.0)
-    raise RuntimeError(f"the site was not idle after {WAIT_IDLE:g} s (see bench-out/backfill)")
+        return not busy and not instance.get_runs_count(dg.RunsFilter(statuses=ACTIVE_RUN))
+
+    wait_for("idle site (see bench-out/backfill)", idle, WAIT_IDLE, every=1.0)
 
 
 def launch(
@@ -186,7 +167,7 @@ def launch(
     """One ``bl832 backfill``, timed to its first run started; returns the backfill ids too."""
     wait_idle(instance)
     started = time.time()
-    result = bl832(env, "backfill", SELECTION, *extra, "--url", url)
+    result = run_bl832(env, "backfill", SELECTION, *extra, "--url", url, timeout=3600)
     cli = time.time() - started
     ids = re.findall(r"^backfill (\S+) launched: .*?, (\d+) scan", result.stdout, re.MULTILINE)
     if not ids:
@@ -207,14 +188,13 @@ def launch(
 
 def _first(instance: dg.DagsterInstance, filters: dg.RunsFilter, field: str) -> float:
     """The earliest ``field`` (a timestamp) of the runs ``filters`` picks, once there is one."""
-    deadline = time.monotonic() + WAIT_STARTED
-    while time.monotonic() < deadline:
+
+    def earliest() -> float | None:
         records = instance.get_run_records(filters, limit=25, order_by="id", ascending=True)
         stamps = [_seconds(getattr(r, field)) for r in records if getattr(r, field) is not None]
-        if stamps:
-            return min(stamps)
-        time.sleep(0.2)
-    raise RuntimeError(f"no run with a {field} after {WAIT_STARTED:g} s")
+        return min(stamps, default=None)
+
+    return wait_for(f"run with a {field}", earliest, WAIT_STARTED, every=0.2)
 
 
 def _picked_up(log: Path, backfill_id: str) -> float:

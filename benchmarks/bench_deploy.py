@@ -35,11 +35,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,11 +47,11 @@ import dagster as dg
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "deploy")]
 
+from dagster_services import stop_group, wait_for  # noqa: E402
 from deployment_support import Deployment, deployment, environment_of  # noqa: E402
 
 from bl832_assets.deploy.environment import MARKER  # noqa: E402
 from bl832_assets.deploy.services import CELERY_APP, CeleryPing  # noqa: E402
-from bl832_assets.deploy.supervisor import group_alive  # noqa: E402
 from bl832_assets.science.synth import write_synthetic_scan  # noqa: E402
 
 OUT = REPO / "bench-out" / "deploy"
@@ -147,21 +146,17 @@ def _extra_worker(site: Deployment, number: int):
         )
     site.seen.add(process.pid)
     site.extra[f"worker-{number}"] = process.pid
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"extra worker exited {process.returncode}; see {log}")
+        return CeleryPing(name).answers(site.env)
+
     try:
-        deadline = time.monotonic() + 120
-        while not CeleryPing(name).answers(site.env):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"extra worker did not start; see {log}")
-            time.sleep(0.5)
+        wait_for(f"answer from the extra worker (see {log})", answers, 120, every=0.5)
         yield
     finally:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 60
-        while group_alive(process.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_group(process, grace=60)
         del site.extra[f"worker-{number}"]
 
 
@@ -195,16 +190,6 @@ def _runs_of(instance: dg.DagsterInstance, names: set[str]) -> list[dg.RunRecord
     return [r for r in records if r.dagster_run.tags.get("bl832/scan") in names]
 
 
-def _wait(what: str, probe, timeout: float, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(every)
-    raise RuntimeError(f"no {what} within {timeout:g} s")
-
-
 def _payload_seconds(instance: dg.DagsterInstance, run_id: str) -> float:
     total = 0.0
     for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
@@ -225,7 +210,7 @@ def measure_overhead(site: Deployment, repeats: int) -> list[Overhead]:
                 runs = _runs_of(instance, {name})
                 return runs[0] if runs and runs[0].dagster_run.is_finished else None
 
-            record = _wait("finished run", done, 300, every=0.1)
+            record = wait_for("finished run", done, 300, every=0.1)
             if record.dagster_run.status != dg.DagsterRunStatus.SUCCESS:
                 raise RuntimeError(f"run {record.dagster_run.run_id} failed")
             created = record.create_timestamp.timestamp()
@@ -252,7 +237,7 @@ def flood(site: Deployment, workers: int, scans: int) -> Flood:
     cpu_before = _group_cpu(groups)
     with site.instance() as instance:
         dropped = _drop(site, names)
-        _wait("a run per scan", lambda: len(_runs_of(instance, wanted)) >= scans, 600, 0.2)
+        wait_for("run per scan", lambda: len(_runs_of(instance, wanted)) >= scans, 600, 0.2)
         dispatched = time.time() - dropped
         records = _runs_of(instance, wanted)
         keys = [r.dagster_run.tags["bl832/scan"] for r in records]
@@ -262,7 +247,7 @@ def flood(site: Deployment, workers: int, scans: int) -> Flood:
             runs = _runs_of(instance, wanted)
             return runs if all(r.dagster_run.is_finished for r in runs) else None
 
-        records = _wait("every run finished", finished, 60 * scans + 300, 2.0)
+        records = wait_for("end of every run", finished, 60 * scans + 300, 2.0)
     busy_after, total_after = _machine_busy()
     cpu_after = _group_cpu(groups)
     starts = [r.start_time for r in records if r.start_time]

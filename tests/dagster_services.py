@@ -1,6 +1,8 @@
-"""Real Dagster processes (webserver, daemon) on a site, for the tests and benchmarks that need
-them (``tests/test_backfill_daemon.py``, the browser test through ``ui_support``,
-``benchmarks/bench_ui.py``, ``benchmarks/bench_backfill.py``).
+"""Real Dagster processes (webserver, daemon) and ``bl832`` commands on a site, for the tests and
+benchmarks that need them (``tests/test_backfill_daemon.py``, the browser test through
+``ui_support``, the deployment tests through ``deploy/deployment_support``,
+``benchmarks/bench_ui.py``, ``benchmarks/bench_backfill.py``, ``benchmarks/bench_deploy.py``),
+and the one way they wait for something to happen (``wait_for``).
 
 Each service runs in its own process group, so stopping it also stops what it started (the
 code servers, the daemon's run workers): the group is stopped by its id when the ``with`` block
@@ -18,10 +20,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 import yaml
@@ -29,9 +31,11 @@ import yaml
 # The deep merge ``bl832 deploy`` applies to the site's instance settings, so a test's
 # instance is changed the way an operator's is.
 from bl832_assets.deploy.environment import _merged
+from bl832_assets.deploy.supervisor import group_alive
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+T = TypeVar("T")
 
 LOCATIONS = """{ workspaceOrError { __typename ... on Workspace { locationEntries {
   name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
@@ -40,6 +44,54 @@ LOCATIONS = """{ workspaceOrError { __typename ... on Workspace { locationEntrie
 class ServiceFailed(RuntimeError):
     """A Dagster process exited, did not come up in time, or cannot load the code location;
     the message has the reason and the end of its log."""
+
+
+class CommandFailed(RuntimeError):
+    """A ``bl832`` command exited non-zero; the message has its arguments and the end of its
+    output."""
+
+
+def poll(probe: Callable[[], T | None], timeout: float, every: float = 0.25) -> T | None:
+    """``probe()`` every ``every`` seconds until it returns something truthy, which is
+    returned; None if it has not after ``timeout`` seconds (it is asked once more then). An
+    exception from the probe ends the wait at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if value := probe():
+            return value
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(every)
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: float = 0.25) -> T:
+    """The first truthy value of ``probe()``, asked every ``every`` seconds; AssertionError
+    naming ``what`` if there is none within ``timeout`` seconds."""
+    value = poll(probe, timeout, every)
+    if not value:
+        raise AssertionError(f"no {what} within {timeout:g} s")
+    return value
+
+
+def run_bl832(
+    env: Mapping[str, str], *args: str, timeout: float, check: bool = True
+) -> subprocess.CompletedProcess:
+    """``bl832 ARGS`` from the repository root, as an operator runs it, its output captured;
+    with ``check``, a non-zero exit is raised as CommandFailed with the end of its output."""
+    result = subprocess.run(
+        [str(BIN / "bl832"), *args],
+        env=dict(env),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise CommandFailed(
+            f"bl832 {' '.join(args)} exited {result.returncode}:\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
+    return result
 
 
 def free_port() -> int:
@@ -102,17 +154,17 @@ def stop_group(process: subprocess.Popen, grace: float = 15.0, kill_wait: float 
             return
 
 
+def group_gone(pgid: int) -> bool:
+    """Whether no process of the group ``pgid`` is left (a leader that is our child reaped)."""
+    return not group_alive(pgid)
+
+
 def _group_gone(process: subprocess.Popen, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while True:
-        process.poll()  # reap the leader, or its zombie keeps the group alive
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
+    def gone() -> bool:
+        process.poll()  # reap the leader (its zombie keeps the group alive), its status kept
+        return group_gone(process.pid)
+
+    return bool(poll(gone, seconds, every=0.05))
 
 
 def tail(log: Path, lines: int = 40) -> str:
@@ -146,19 +198,21 @@ def location_loaded(url: str) -> bool:
 def wait_until_serving(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
     """Until the webserver at ``url`` has loaded its code location; fails with the end of its
     log if it exits, cannot load the location, or takes longer than ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def serving() -> bool:
         if process.poll() is not None:
             raise ServiceFailed(f"dagster-webserver exited {process.returncode}:\n{tail(log)}")
         try:
-            if location_loaded(url):
-                return
+            return location_loaded(url)
         except requests.RequestException:
-            pass  # not listening yet, or still starting
+            return False  # not listening yet, or still starting
         except ServiceFailed as exc:
             raise ServiceFailed(f"{exc}\n{tail(log)}") from exc
-        time.sleep(0.25)
-    raise ServiceFailed(f"dagster-webserver not serving {url} after {timeout:g} s:\n{tail(log)}")
+
+    if not poll(serving, timeout, every=0.25):
+        raise ServiceFailed(
+            f"dagster-webserver not serving {url} after {timeout:g} s:\n{tail(log)}"
+        )
 
 
 @contextmanager
@@ -200,10 +254,12 @@ def wait_for_daemon(
 
     server = Webserver(url)
     started = time.monotonic()
-    while time.monotonic() - started < timeout:
+
+    def beating() -> bool:
         if process.poll() is not None:
             raise ServiceFailed(f"dagster-daemon exited {process.returncode}:\n{tail(log)}")
-        if server.backfill_daemon_heartbeat() is not None:
-            return time.monotonic() - started
-        time.sleep(0.5)
-    raise ServiceFailed(f"no backfill daemon heartbeat in {timeout:g} s:\n{tail(log)}")
+        return server.backfill_daemon_heartbeat() is not None
+
+    if not poll(beating, timeout, every=0.5):
+        raise ServiceFailed(f"no backfill daemon heartbeat in {timeout:g} s:\n{tail(log)}")
+    return time.monotonic() - started

@@ -6,15 +6,21 @@ site, and a new scan from the sensor jumps the queue ahead of the backfill's run
 from __future__ import annotations
 
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import dagster as dg
 import pytest
-from dagster_services import BIN, daemon, site_environment, webserver
+from dagster_services import (
+    BIN,
+    daemon,
+    run_bl832,
+    site_environment,
+    wait_for,
+    wait_for_daemon,
+    webserver,
+)
 from scan_support import detector_scan
 
 from bl832_assets import keys
@@ -27,7 +33,6 @@ LAST_YEAR = "20230611_080000_hist_old"
 NEW_SCAN = "20261203_120000_live"
 NERSC_POOL = 1
 NERSC_STEPS = {"nersc__recon_tiff", "nersc__recon_zarr"}  # the steps in pool "nersc"
-T = TypeVar("T")
 
 
 @dataclass
@@ -37,13 +42,8 @@ class Site:
     env: dict[str, str]
 
     def bl832(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [str(BIN / "bl832"), *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        """``bl832 ARGS`` on the site; its exit status is the test's to check."""
+        return run_bl832(self.env, *args, timeout=timeout, check=False)
 
     def instance(self) -> dg.DagsterInstance:
         return dg.DagsterInstance.from_config(self.env["DAGSTER_HOME"])
@@ -104,8 +104,8 @@ def test_wait_without_a_daemon_launches_nothing_and_says_how_to_start_one(
 
 
 def test_a_daemon_runs_the_backfill_within_pools_below_new_scans(site: Site, url: str) -> None:
-    with daemon(site.env, site.folder):
-        _wait_for_daemon(site, url)
+    with daemon(site.env, site.folder) as process:
+        wait_for_daemon(url, process, site.folder / "daemon.log")
         backfill = subprocess.Popen(
             [
                 str(BIN / "bl832"),
@@ -129,7 +129,9 @@ def test_a_daemon_runs_the_backfill_within_pools_below_new_scans(site: Site, url
         try:
             with site.instance() as instance:
                 # The scan arrives once the backfill fills both run slots, with more queued.
-                _wait_for(lambda: len(_started(instance)) >= 2, "two backfill runs", 180)
+                wait_for(
+                    "two backfill runs started", lambda: len(_started(instance)) >= 2, 180, 0.5
+                )
                 detector_scan(site.settings, f"BLS-2/{NEW_SCAN}.h5")
             out, err = backfill.communicate(timeout=480)
         finally:
@@ -137,7 +139,7 @@ def test_a_daemon_runs_the_backfill_within_pools_below_new_scans(site: Site, url
                 backfill.kill()
         assert backfill.returncode == 0, out + err
         with site.instance() as instance:
-            _wait_for(lambda: _finished(instance), "the live run to finish", 120)
+            wait_for("finished live run", lambda: _finished(instance), 120, 0.5)
             runs = _runs(instance, "dagster/backfill")
             live = _runs(instance, "bl832/trigger", "new_scans")
             _check_outcome(instance, runs, live)
@@ -183,22 +185,6 @@ def _check_outcome(
     place = order.index(live[0].dagster_run.run_id)
     assert place <= 1, f"the live run left the queue after {place} backfill runs"
     assert len(order) - place - 1 >= 2, "too few backfill runs were left behind it to tell"
-
-
-def _wait_for_daemon(site: Site, url: str) -> None:
-    from bl832_assets.backfill.webserver import Webserver
-
-    server = Webserver(url)
-    _wait_for(lambda: server.backfill_daemon_heartbeat() is not None, "the daemon", 120)
-
-
-def _wait_for(condition: Callable[[], T], what: str, seconds: float) -> T:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"waited {seconds:.0f} s for {what}")
 
 
 def _runs(instance: dg.DagsterInstance, tag: str, value: str | None = None) -> list[dg.RunRecord]:

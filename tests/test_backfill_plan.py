@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from ledger_support import copy_facts
 
 from bl832_assets import keys
 from bl832_assets.backfill.plan import (
@@ -23,7 +24,6 @@ from bl832_assets.backfill.plan import (
 )
 from bl832_assets.cli.backfill import _recon_config
 from bl832_assets.definitions import build_definitions
-from bl832_assets.retention.ledger import CopyFacts
 from bl832_assets.retention.resource import open_ledger
 from bl832_assets.settings import Settings
 
@@ -35,21 +35,14 @@ def _names(assets: list[dg.AssetKey]) -> list[str]:
 
 
 def _record(site: Settings, scan: str, *, controlled: bool, made_at: float | None = None) -> None:
-    open_ledger(site.ledger_url).record_seen(
-        CopyFacts(
-            scan=scan,
-            endpoint=site.beamline_raw,
-            dataset=keys.RAW_SCAN,
-            asset_key=keys.BEAMLINE_RAW.to_user_string(),
-            relative_path=f"BLS-1/{scan}.h5",
-            size_bytes=10,
-            files=1,
-            sha256=None,
-            made_at=made_at or time.time(),
-            made_by="discovered",
-            export_controlled=controlled,
-        )
+    facts = copy_facts(
+        scan,
+        endpoint=site.beamline_raw,
+        relative_path=f"BLS-1/{scan}.h5",
+        made_at=made_at or time.time(),
+        export_controlled=controlled,
     )
+    open_ledger(site.ledger_url).record_seen(facts)
 
 
 def _records(site: Settings, scans: list[str], has: dict[str, set[str]] | None = None):

@@ -3,18 +3,18 @@ a real ledger: what it marks lost, what it reports dark, and when it refuses to 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from ledger_support import copy_facts
 from resource_support import write
 
 from bl832_assets import keys
 from bl832_assets.resources.wiring import build_resources
 from bl832_assets.retention.audit import AuditLog
 from bl832_assets.retention.consistency import build_consistency_audits
-from bl832_assets.retention.ledger import CopyFacts, CopyLedger, CopyState
+from bl832_assets.retention.ledger import CopyLedger, CopyState
 from bl832_assets.retention.reporting import RETENTION_CHECK
 from bl832_assets.settings import Settings
 
@@ -34,19 +34,7 @@ def record(
     or a folder holding the file ``inside`` it."""
     path = write(site.root(ENDPOINT) / relative_path / inside, b"x" * 10)
     ledger.record_made(
-        CopyFacts(
-            scan=scan,
-            endpoint=ENDPOINT,
-            dataset=keys.RAW_SCAN,
-            asset_key=keys.BEAMLINE_RAW.to_user_string(),
-            relative_path=relative_path,
-            size_bytes=10,
-            files=1,
-            sha256=None,
-            made_at=time.time(),
-            made_by="test",
-            export_controlled=False,
-        )
+        copy_facts(scan, endpoint=ENDPOINT, relative_path=relative_path, made_by="test")
     )
     return path
 

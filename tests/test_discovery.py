@@ -17,6 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from ledger_support import copy_facts
 
 from bl832_assets import keys
 from bl832_assets.cli.main import main
@@ -24,7 +25,6 @@ from bl832_assets.definitions import build_definitions
 from bl832_assets.discovery import DiscoverOptions, DiscoverySummary, discover
 from bl832_assets.resources.transfer.base import TransferResource
 from bl832_assets.resources.wiring import build_resources
-from bl832_assets.retention.ledger import CopyFacts
 from bl832_assets.retention.resource import open_ledger
 from bl832_assets.science.synth import write_synthetic_scan
 from bl832_assets.settings import Settings
@@ -239,19 +239,7 @@ def test_a_name_taken_by_another_file_is_refused(
 
 def _recorded_by_an_interrupted_run(site: Settings, scan: str, relative_path: str) -> None:
     open_ledger(site.ledger_url).record_seen(
-        CopyFacts(
-            scan=scan,
-            endpoint=ENDPOINT,
-            dataset=keys.RAW_SCAN,
-            asset_key=keys.BEAMLINE_RAW.to_user_string(),
-            relative_path=relative_path,
-            size_bytes=1,
-            files=1,
-            sha256=None,
-            made_at=time.time(),
-            made_by="discovered",
-            export_controlled=False,
-        )
+        copy_facts(scan, endpoint=ENDPOINT, relative_path=relative_path, size_bytes=1)
     )
 
 

@@ -11,11 +11,10 @@ exactly what the command recorded. Starting and stopping Dagster's processes is
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from dagster_services import BIN, REPO, site_environment
+from dagster_services import run_bl832, site_environment
 
 from bl832_assets.science.synth import write_synthetic_scan
 from bl832_assets.settings import Settings, load_settings
@@ -68,19 +67,7 @@ def site_with_one_scan(
     scan = write_synthetic_scan(
         folder / f"{SCAN}.h5", columns=columns, rows=rows, angles=angles, centre_offset=2.5
     )
-    processed = subprocess.run(
-        [str(BIN / "bl832"), "process", str(scan), "--folder", PROPOSAL],
-        env=site.environment,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if processed.returncode != 0:
-        raise RuntimeError(
-            f"bl832 process {scan} exited {processed.returncode}:\n"
-            f"{processed.stdout[-4000:]}\n{processed.stderr[-4000:]}"
-        )
+    run_bl832(site.environment, "process", str(scan), "--folder", PROPOSAL, timeout=600)
     return site
 
 

@@ -12,37 +12,26 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import dagster as dg
 import kombu
 import sqlalchemy as sa
 import yaml
+from dagster_services import free_port, run_bl832
 from sqlalchemy.pool import NullPool
 
-from bl832_assets.deploy.environment import LOCAL_SERVICES, MARKER, Layout, environment
-from bl832_assets.deploy.supervisor import group_alive, recorded_pid, stragglers
+from bl832_assets.deploy.environment import LOCAL_SERVICES, MARKER, Layout, _merged, environment
+from bl832_assets.deploy.supervisor import recorded_pid, stragglers
 from bl832_assets.settings import Settings
 
-BIN = Path(sys.executable).parent
 SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 PROCESSES = ("code-server", "webserver", "daemon", "worker", "metrics")
-T = TypeVar("T")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager
@@ -83,14 +72,9 @@ class Deployment:
         return Layout.of(self.settings)
 
     def deploy(self, action: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        """``bl832 deploy ACTION``, as an operator runs it."""
-        result = subprocess.run(
-            [str(BIN / "bl832"), "deploy", action],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        """``bl832 deploy ACTION``, as an operator runs it (its exit status is the caller's to
+        check)."""
+        result = run_bl832(self.env, "deploy", action, timeout=timeout, check=False)
         self.remember()
         return result
 
@@ -169,16 +153,6 @@ def deployment(
                 delete_queues(settings.queues.all())
 
 
-def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in changes.items():
-        inner = merged.get(key)
-        merged[key] = (
-            _merged(inner, value) if isinstance(inner, dict) and isinstance(value, dict) else value
-        )
-    return merged
-
-
 @contextmanager
 def environment_of(site: Deployment) -> Iterator[None]:
     """This process's environment set to the deployment's, to open its instance."""
@@ -189,17 +163,3 @@ def environment_of(site: Deployment) -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: float = 0.25) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"no {what} within {timeout:g} s")
-
-
-def group_gone(pgid: int) -> bool:
-    return not group_alive(pgid)

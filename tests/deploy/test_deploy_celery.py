@@ -18,14 +18,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import requests
-from deployment_support import (
-    PROCESSES,
-    Deployment,
-    deployment,
-    environment_of,
-    group_gone,
-    wait_for,
-)
+from dagster_services import group_gone, wait_for
+from deployment_support import PROCESSES, Deployment, deployment, environment_of
 from scan_support import detector_scan
 
 from bl832_assets.deploy.supervisor import log_file, stragglers

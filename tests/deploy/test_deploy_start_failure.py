@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from deployment_support import BIN, fresh_database, site_settings
+from dagster_services import run_bl832
+from deployment_support import fresh_database, site_settings
 
 from bl832_assets.deploy.environment import MARKER, Layout, environment
 from bl832_assets.deploy.supervisor import stragglers
@@ -30,13 +31,7 @@ def test_a_taken_webserver_port_fails_start_and_leaves_no_process(tmp_path: Path
         env = environment(settings, {"BL832_CONFIG": str(config), "DAGSTER_PG_DB": database})
         env = {**{k: v for k, v in env.items() if k != MARKER}, "HOME": str(tmp_path)}
         try:
-            result = subprocess.run(
-                [str(BIN / "bl832"), "deploy", "start"],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
+            result = run_bl832(env, "deploy", "start", timeout=300, check=False)
         finally:
             left = list(stragglers(Layout.of(settings)))
             for pid in left:

@@ -19,16 +19,15 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from ledger_support import assert_no_scan_lost
 from scan_support import detector_scan
 
 from bl832_assets import keys
 from bl832_assets.definitions import build_definitions
-from bl832_assets.digests import tree_digest
 from bl832_assets.dispatch import register
 from bl832_assets.execution import execute
 from bl832_assets.fakes.site import FakeSite, collection_id, running_fakes
 from bl832_assets.resources.transfer import LocalTransferResource
-from bl832_assets.resources.transfer.errors import TransferError
 from bl832_assets.retention.audit import AuditLog
 from bl832_assets.retention.ledger import Claim, CopyLedger, CopyRecord, CopyState
 from bl832_assets.retention.resource import LedgerResource
@@ -289,34 +288,9 @@ def _on_the_fakes(fakes: FakeSite) -> LocalTransferResource:
     )
 
 
-def _measured(disk: LocalTransferResource, copy: CopyRecord) -> str | None:
-    try:
-        if not disk.exists(copy.endpoint, copy.relative_path):
-            return None
-        return tree_digest(disk.checksums(copy.endpoint, copy.relative_path))
-    except TransferError:
-        return None
-
-
-def assert_no_scan_lost(fakes: FakeSite, settings: Settings, ledger: CopyLedger) -> None:
-    disk = _on_the_fakes(fakes)
-    recorded: dict[tuple[str, str], list[CopyRecord]] = {}
-    for endpoint in settings.endpoints:
-        for copy in ledger.at(endpoint, tuple(CopyState)):
-            recorded.setdefault((copy.scan, copy.dataset), []).append(copy)
-    assert recorded, "the ledger records no copies at all"
-    for (scan, dataset), copies in sorted(recorded.items()):
-        intact = [
-            c
-            for c in copies
-            if c.state is CopyState.PRESENT
-            and c.sha256 is not None
-            and _measured(disk, c) == c.sha256
-        ]
-        assert intact, (
-            f"{scan} {dataset} is lost: no PRESENT copy matches its record; "
-            + ", ".join(f"{c.endpoint}={c.state.value}" for c in copies)
-        )
+def assert_fakes_keep_every_scan(fakes: FakeSite, settings: Settings, ledger: CopyLedger) -> None:
+    """No scan is lost, as the fakes' disks hold it (``ledger_support.assert_no_scan_lost``)."""
+    assert_no_scan_lost(_on_the_fakes(fakes), settings.endpoints, ledger)
 
 
 def _named(request: pytest.FixtureRequest, suffix: str = "") -> str:
@@ -353,7 +327,7 @@ def test_a_missing_or_truncated_nersc_copy_keeps_the_beamline_copy(
         assert [e["reason"] for e in scan.audited("refused", "data832_raw")] == [
             outcomes[scan.name]["reason"]
         ]
-    assert_no_scan_lost(fakes, settings, ledger)
+    assert_fakes_keep_every_scan(fakes, settings, ledger)
 
 
 def _all_pruned(settings: Settings) -> int:
@@ -401,7 +375,7 @@ def test_a_catalog_outage_keeps_raw_copies_and_deletes_nothing(
     assert _copy(ledger, scan, "alcf_raw").state is CopyState.PRESENT
     assert _sha256(scan.on_disk("alcf_raw", at_alcf)) == at_alcf.sha256
     assert ledger.trash_of(scan.name, "alcf_raw") == []
-    assert_no_scan_lost(fakes, settings, ledger)
+    assert_fakes_keep_every_scan(fakes, settings, ledger)
 
 
 def test_a_crash_between_trash_and_purge_is_purged_later_and_already_gone_is_success(
@@ -440,7 +414,7 @@ def test_a_crash_between_trash_and_purge_is_purged_later_and_already_gone_is_suc
     assert [e["path"] for e in scan.audited("purged", "alcf_raw")] == [entry.trash_path]
     assert len(scan.audited("pruned", "alcf_raw")) == 1
     assert _copy(ledger, scan, "alcf_raw").state is CopyState.PRUNED
-    assert_no_scan_lost(fakes, settings, ledger)
+    assert_fakes_keep_every_scan(fakes, settings, ledger)
 
 
 def test_a_deletion_left_by_a_crash_is_resumed_through_a_globus_rename(
@@ -491,7 +465,7 @@ def test_a_deletion_left_by_a_crash_is_resumed_through_a_globus_rename(
         assert not (fakes.home / "alcf/raw" / entry.trash_path).exists()
         assert [e["trash_path"] for e in scan.audited("pruned", "alcf_raw")] == [entry.trash_path]
         assert len(scan.audited("purged", "alcf_raw")) == 1
-    assert_no_scan_lost(fakes, settings, ledger)
+    assert_fakes_keep_every_scan(fakes, settings, ledger)
 
 
 def test_two_prunes_of_alcf_at_once_delete_each_copy_once(
@@ -540,7 +514,7 @@ def test_two_prunes_of_alcf_at_once_delete_each_copy_once(
         [entry] = ledger.trash_of(scan.name, "alcf_raw")
         assert entry.purged_at is not None
         assert not scan.on_disk("alcf_raw", record).exists()
-    assert_no_scan_lost(fakes, settings, ledger)
+    assert_fakes_keep_every_scan(fakes, settings, ledger)
 
 
 def test_a_prune_racing_a_retransfer_to_alcf_is_refused_in_use(
@@ -563,7 +537,7 @@ def test_a_prune_racing_a_retransfer_to_alcf_is_refused_in_use(
     assert _sha256(scan.on_disk("alcf_raw", at_alcf)) == at_alcf.sha256
     assert ledger.trash_of(scan.name, "alcf_raw") == []
     assert scan.audited("pruned", "alcf_raw") == []
-    assert_no_scan_lost(fakes, settings, ledger)
+    assert_fakes_keep_every_scan(fakes, settings, ledger)
 
 
 def test_a_purged_alcf_copy_is_restored_through_globus_from_the_beamline(
@@ -600,4 +574,4 @@ def test_a_purged_alcf_copy_is_restored_through_globus_from_the_beamline(
     [materialized] = result.asset_materializations_for_node("restore_copy")
     assert materialized.asset_key == RAW_ALCF and materialized.partition == scan.name
     assert materialized.metadata["restored_from"].value == "data832_raw"
-    assert_no_scan_lost(fakes, settings, ledger)
+    assert_fakes_keep_every_scan(fakes, settings, ledger)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,22 +17,20 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from resource_support import scan_metadata
+from ledger_support import assert_no_scan_lost, copy_facts
+from resource_support import FOLDER, scan_metadata
 
 from bl832_assets import keys
-from bl832_assets.digests import tree_digest
 from bl832_assets.resources.catalog import FileEntry, LocalCatalogResource
 from bl832_assets.resources.transfer import LocalTransferResource
-from bl832_assets.resources.transfer.errors import TransferError
 from bl832_assets.resources.wiring import build_resources
 from bl832_assets.retention.audit import AuditLog
-from bl832_assets.retention.ledger import CopyFacts, CopyLedger, CopyRecord, CopyState
+from bl832_assets.retention.ledger import CopyLedger, CopyRecord, CopyState
 from bl832_assets.retention.locations import asset_endpoints
 from bl832_assets.retention.measure import Measurer
 from bl832_assets.retention.prune import Outcome, Pruner
 from bl832_assets.settings import RetentionSettings, Settings
 
-FOLDER = "BLS-00564_dyparkinson"
 DAY = 86400.0
 LONG_AGO = 10 * DAY  # older than any retention the tests set
 
@@ -58,41 +55,10 @@ def asset_key_for(settings: Settings, endpoint: str, dataset: str) -> str:
     raise KeyError(f"no asset for {dataset} at {endpoint}")
 
 
-def all_copies(settings: Settings, ledger: CopyLedger) -> list[CopyRecord]:
-    return [c for ep in settings.endpoints for c in ledger.at(ep, tuple(CopyState))]
-
-
-def measure_now(transfer: LocalTransferResource, copy: CopyRecord) -> str | None:
-    """The copy's tree digest on disk now, or None when it cannot be read."""
-    try:
-        if not transfer.exists(copy.endpoint, copy.relative_path):
-            return None
-        return tree_digest(transfer.checksums(copy.endpoint, copy.relative_path))
-    except TransferError:
-        return None
-
-
-def assert_no_scan_lost(settings: Settings, ledger: CopyLedger) -> None:
-    """For every scan and dataset in the ledger, at least one PRESENT copy still holds, on disk,
-    the bytes recorded for it (the one invariant no fault may break)."""
+def assert_site_keeps_every_scan(settings: Settings, ledger: CopyLedger) -> None:
+    """No scan is lost on the site's own storage (``ledger_support.assert_no_scan_lost``)."""
     transfer = build_resources(settings)["transfer"]
-    assert isinstance(transfer, LocalTransferResource)
-    by_data: dict[tuple[str, str], list[CopyRecord]] = defaultdict(list)
-    for copy in all_copies(settings, ledger):
-        by_data[(copy.scan, copy.dataset)].append(copy)
-    assert by_data, "the ledger records no copies at all"
-    for (scan, dataset), recorded in sorted(by_data.items()):
-        intact = [
-            c
-            for c in recorded
-            if c.state is CopyState.PRESENT
-            and c.sha256 is not None
-            and measure_now(transfer, c) == c.sha256
-        ]
-        assert intact, (
-            f"{scan} {dataset} is lost: no PRESENT copy matches its record; "
-            + ", ".join(f"{c.endpoint}={c.state.value}" for c in recorded)
-        )
+    assert_no_scan_lost(transfer, settings.endpoints, ledger)
 
 
 @dataclass
@@ -133,14 +99,13 @@ class World:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         self.ledger.record_made(
-            CopyFacts(
-                scan=scan,
+            copy_facts(
+                scan,
                 endpoint=endpoint,
                 dataset=dataset,
                 asset_key=asset_key or asset_key_for(self.settings, endpoint, dataset),
                 relative_path=relative,
                 size_bytes=len(data),
-                files=1,
                 sha256=hashlib.sha256(data).hexdigest(),
                 made_at=time.time() - LONG_AGO if made_at is None else made_at,
                 made_by="test",
@@ -219,7 +184,7 @@ class World:
         return [e for e in self.events if isinstance(e, dg.AssetObservation)]
 
     def no_scan_lost(self) -> None:
-        assert_no_scan_lost(self.settings, self.ledger)
+        assert_site_keeps_every_scan(self.settings, self.ledger)
 
 
 @pytest.fixture
@@ -252,4 +217,4 @@ def world(make_world: Callable[..., World]) -> World:
 
 @pytest.fixture
 def no_scan_lost() -> Callable[[Settings, CopyLedger], None]:
-    return assert_no_scan_lost
+    return assert_site_keeps_every_scan
