@@ -5,7 +5,6 @@ transient events while every run and every record of what exists stays."""
 
 import json
 import logging
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -18,7 +17,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable as events
-from sqlalchemy.pool import NullPool
+from postgres_support import fresh_database
 
 from bl832_assets.retention.history import (
     CRON,
@@ -186,15 +185,8 @@ def event_types(instance: dg.DagsterInstance, run_id: str) -> set[str]:
 def postgres_database() -> Iterator[str]:
     """A database of its own on the machine's PostgreSQL, since the trim counts every row in
     the event log and the shared ``test`` database holds other tests' (and days-old) runs."""
-    name = f"bl832_trim_{uuid.uuid4().hex[:12]}"
-    server = sa.create_engine(POSTGRES, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with server.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    try:
+    with fresh_database("bl832_trim") as name:
         yield name
-    finally:
-        with server.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

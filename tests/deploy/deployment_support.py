@@ -21,32 +21,15 @@ from typing import Any
 
 import dagster as dg
 import kombu
-import sqlalchemy as sa
 import yaml
 from dagster_services import free_port, run_bl832
-from sqlalchemy.pool import NullPool
+from postgres_support import fresh_database
 
 from bl832_assets.deploy.environment import LOCAL_SERVICES, MARKER, Layout, _merged, environment
 from bl832_assets.deploy.supervisor import recorded_pid, stragglers
 from bl832_assets.settings import Settings
 
-SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 PROCESSES = ("code-server", "webserver", "daemon", "worker", "metrics")
-
-
-@contextmanager
-def fresh_database(prefix: str) -> Iterator[str]:
-    """A database of its own on the machine's PostgreSQL, dropped (connections and all) after."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    server = sa.create_engine(SERVER, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with server.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    try:
-        yield name
-    finally:
-        with server.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
-        server.dispose()
 
 
 def delete_queues(names: list[str]) -> None:
