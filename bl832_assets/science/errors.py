@@ -6,7 +6,8 @@ from pathlib import Path
 
 
 class ScanFormatError(ValueError):
-    """A scan file does not follow the 8.3.2 Data Exchange layout.
+    """A dataset file does not follow its beamline's layout (8.3.2 Data Exchange, 7.3.3 EDF and
+    text headers, 7.0.1.2 CXI).
 
     Carries the file and the offending field so that the message an operator reads in the
     Dagster UI names both, and callers can still branch on them.
