@@ -69,10 +69,6 @@ class Plan:
     unflagged: int = 0  # of those, scans with no recorded flag
     withheld: list[str] = field(default_factory=list)  # assets the controlled scans may not have
 
-    @property
-    def scans(self) -> int:
-        return sum(len(p.scans) for p in self.parts)
-
 
 def selected_assets(defs: dg.Definitions, selection: str) -> list[dg.AssetKey]:
     """Materializable assets named by ``selection``: Dagster's selection syntax
@@ -91,7 +87,7 @@ def selected_assets(defs: dg.Definitions, selection: str) -> list[dg.AssetKey]:
             f"selection {selection!r} names no asset that can be materialized "
             f"(assets: {', '.join(known)})"
         )
-    return sorted(materializable, key=lambda k: k.to_user_string())
+    return _ordered(materializable)
 
 
 def parents_of(defs: dg.Definitions) -> dict[dg.AssetKey, frozenset[dg.AssetKey]]:
