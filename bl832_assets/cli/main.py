@@ -1,6 +1,7 @@
 """``bl832``: the command line of the platform and of its payload.
 
-Payload commands (``recon``, ``pyramid``, ``synth``) are what facility jobs run; site commands
+Payload commands (``recon``, ``pyramid``, ``synth``, and 7.3.3's and 7.0.1.2's in
+``beamline_payloads``) are what facility jobs run; site commands
 (``process``, ``demo``, ``config show``, ``catalog show``, ``dev``) act on the site. Every
 failure ends with one line naming the file and the reason, and a non-zero exit.
 """
@@ -15,6 +16,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from bl832_assets.cli import beamline_payloads
 from bl832_assets.science.engines import engine_names
 from bl832_assets.science.options import FILTERS, RING_METHODS, OptionsError, ReconOptions
 from bl832_assets.settings import SettingsError
@@ -62,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     pyramid.add_argument(
         "--previews", action="store_true", help="include the UI's inline previews in the JSON"
     )
+
+    beamline_payloads.add_parsers(commands)
 
     hashing = commands.add_parser(
         "hash", help="print the sha256 and size of a file or of every file in a folder (JSON)"
@@ -187,6 +191,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Dagster's selection parser calls one of its own beta parameters (``group:`` selections).
     warnings.filterwarnings("ignore", message=".*include_sources.*is currently in beta")
     try:
+        status = beamline_payloads.run(args)
+        if status is not None:
+            return status
         if args.command == "synth":
             from bl832_assets.science.synth import write_synthetic_scan
 
