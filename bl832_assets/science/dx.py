@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 
 from bl832_assets.science.errors import ScanFormatError
+from bl832_assets.science.hdf5 import open_readable
 
 # Dataset paths inside a scan file. The arrays follow the APS/ALS Data Exchange convention:
 # projections are (angles, rows, columns) uint16; theta is in degrees.
@@ -76,12 +77,9 @@ _FALSE_WORDS = frozenset({"false", "no", "n", "0", "off", ""})
 
 
 def _open_file(path: Path) -> h5py.File:
-    if not path.exists():
-        raise FileNotFoundError(path)
-    try:
-        return h5py.File(path, "r")
-    except OSError as error:
-        raise ScanFormatError(path, "file", f"not a readable HDF5 file ({error})") from error
+    return open_readable(
+        path, lambda p, error: ScanFormatError(p, "file", f"not a readable HDF5 file ({error})")
+    )
 
 
 def _dataset(f: h5py.File, name: str) -> h5py.Dataset:

@@ -26,6 +26,7 @@ import numpy as np
 
 from bl832_assets.science.atomic import atomic_path
 from bl832_assets.science.errors import ScanFormatError
+from bl832_assets.science.hdf5 import open_readable
 
 ENTRY = "entry_1"
 DETECTOR = f"{ENTRY}/instrument_1/detector_1"
@@ -98,12 +99,9 @@ class CxiScan:
 
 
 def _open(path: Path) -> h5py.File:
-    if not path.is_file():
-        raise FileNotFoundError(path)
-    try:
-        return h5py.File(path, "r")
-    except OSError as error:
-        raise CxiFormatError(path, "/", f"not an HDF5 file ({error})") from error
+    return open_readable(
+        path, lambda p, error: CxiFormatError(p, "/", f"not an HDF5 file ({error})")
+    )
 
 
 def _first(f: h5py.File, candidates: tuple[str, ...]) -> str | None:
