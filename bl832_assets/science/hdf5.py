@@ -16,9 +16,9 @@ import h5py
 from bl832_assets.science.errors import ScanFormatError
 
 
-def open_readable(path: Path, refuse: Callable[[Path, str], ScanFormatError]) -> h5py.File:
-    """``path`` opened read-only; ``refuse(path, problem)`` makes the error for a file that is
-    not readable HDF5."""
+def open_readable(path: Path, refuse: Callable[[Path, OSError], ScanFormatError]) -> h5py.File:
+    """``path`` opened read-only; ``refuse(path, error)`` makes the layout's error for a file
+    h5py cannot open."""
     if not path.exists():
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
     try:
