@@ -14,10 +14,21 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bl832_assets.beamline_settings import (
+    BeamlineSection,
+    CatalogMapping,
+    ExportControlPolicy,
+    ProductPlacement,
+    beamline_datasets,
+    check_name,
+)
+from bl832_assets.beamlines.bl733.settings import IntegrationSettings
+from bl832_assets.beamlines.bl7012.settings import PtychographySettings
 from bl832_assets.science.options import ReconOptions
+from bl832_assets.settings_parts import SensorSettings, Strict
 
 FACILITIES = ("nersc", "alcf", "olcf")
 """HPC facilities that can reconstruct a scan, in the order their results are preferred."""
@@ -27,12 +38,7 @@ class SettingsError(ValueError):
     """The site configuration is unusable; the message names the file and the field."""
 
 
-class _Model(BaseModel):
-    # A misspelt key in a hand-written YAML file must fail, not be silently ignored.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Endpoint(_Model):
+class Endpoint(Strict):
     """A storage location data can be copied to, the way a Globus collection is one."""
 
     facility: str = Field(description="Who runs the storage: als, nersc, alcf or olcf.")
@@ -48,16 +54,21 @@ class Endpoint(_Model):
         default="/", description="The endpoint's folder inside its Globus collection."
     )
     onsite: bool = Field(description="True when the storage is inside the ALS site.")
+    job_path: str | None = Field(
+        default=None,
+        description="Where the facility's jobs see the endpoint's root (NERSC: a CFS or "
+        "pscratch path), for a beamline's product jobs that read or write it.",
+    )
 
 
-class HpcSite(_Model):
+class HpcSite(Strict):
     """Where a facility keeps the raw input and the reconstruction outputs of a scan."""
 
     raw: str = Field(description="Endpoint receiving the raw scan copy.")
     scratch: str = Field(description="Endpoint where reconstructions are written.")
 
 
-class Decision(_Model):
+class Decision(Strict):
     """Runtime switches of the dispatcher, named as upstream's ``decision-settings``."""
 
     new_file_832: bool = Field(default=True, description="Copy new scans to beamline storage.")
@@ -69,26 +80,7 @@ class Decision(_Model):
         return tuple(f for f in FACILITIES if getattr(self, f"{f}_recon"))
 
 
-class SensorSettings(_Model):
-    """How the detector folder is watched."""
-
-    interval_seconds: int = Field(default=30, ge=1, description="Seconds between sensor ticks.")
-    settle_seconds: float = Field(
-        default=10.0,
-        ge=0,
-        description="A file unchanged for this long (or across two ticks) is complete.",
-    )
-    lookback_hours: float = Field(
-        default=24.0,
-        ge=0,
-        description="On the very first tick, older files are history for a backfill, not news.",
-    )
-    max_scans_per_tick: int = Field(
-        default=50, ge=1, description="Bound on the work one tick may start."
-    )
-
-
-class _Credentials(_Model):
+class _Credentials(Strict):
     """A section that reaches a service. Secrets are named by environment variable, never
     written in: a settings file is copied, shown and committed, and a resource given an
     ``EnvVar`` keeps the value out of Dagster's run config and UI."""
@@ -202,7 +194,7 @@ class NerscSettings(_Credentials):
     SECRETS = ("secret",)
 
 
-class ComputeEndpointSettings(_Model):
+class ComputeEndpointSettings(Strict):
     """A facility reached through Globus Compute (``backends.alcf: globus_compute``)."""
 
     endpoint_id: str = Field(description="UUID of the facility's Globus Compute endpoint.")
@@ -217,7 +209,7 @@ class ComputeEndpointSettings(_Model):
     poll_seconds: float = Field(default=5.0, gt=0)
 
 
-class RetrySettings(_Model):
+class RetrySettings(Strict):
     """Retries of a step that failed for a passing reason (network, 5xx, INACTIVE task).
     A checksum mismatch, a refused request or a failed job is never retried."""
 
@@ -229,7 +221,7 @@ def _default_pools() -> dict[str, int]:
     return {"globus": 4, "nersc": 2, "alcf": 2, "olcf": 2}
 
 
-class Backends(_Model):
+class Backends(Strict):
     """Which implementation serves each resource; ``local`` does the work on this machine."""
 
     transfer: Literal["local", "globus"] = "local"
@@ -250,14 +242,95 @@ DEFAULT_LAYOUT = {
     "alcf_scratch": ("alcf", "alcf/scratch"),
     "olcf_raw": ("olcf", "olcf/raw"),
     "olcf_scratch": ("olcf", "olcf/scratch"),
+    # 7.3.3: the BeeGFS staging collection is one for every beamline, one root each
+    "data733": ("als", "data733"),
+    "beegfs733": ("als", "beegfs/bl733/raw"),
+    "beegfs733_analysis": ("als", "beegfs/bl733/analysis"),
+    "nersc733": ("nersc", "nersc/cfs733"),
+    "nersc733_scratch": ("nersc", "nersc/pscratch733"),
+    # 7.0.1.2: reconstructions come home beside the data, never under the watched folder
+    "data7012": ("als", "data7012/raw"),
+    "data7012_recon": ("als", "data7012/recon"),
+    "nersc7012": ("nersc", "nersc/cfs7012"),
+    "nersc7012_scratch": ("nersc", "nersc/pscratch7012"),
+    # 9.3.1, the move-only beamline
+    "data931": ("als", "data931"),
+    "beegfs931": ("als", "beegfs/bl931/raw"),
+    "nersc931": ("nersc", "nersc/cfs931"),
 }
 """Endpoint → (facility, folder under the site home) of the embedded site."""
+
+DEFAULT_JOB_PATHS = {
+    "nersc733": "/global/cfs/cdirs/als/data_mover/7.3.3/raw",
+    "nersc733_scratch": "/pscratch/sd/a/alsdev/7.3.3/scratch",
+    "nersc7012": "/global/cfs/cdirs/als/gsharing/data_mover/7012",
+    "nersc7012_scratch": "/pscratch/sd/a/alsdev/7.0.1.2/scratch",
+    "nersc931": "/global/cfs/cdirs/als/data_mover/9.3.1/raw",
+}
+"""Where NERSC jobs see the beamlines' NERSC endpoints (upstream's config.yml roots)."""
 
 
 def _default_endpoints() -> dict[str, Endpoint]:
     return {
-        name: Endpoint(facility=facility, root=Path(root), onsite=facility == "als")
+        name: Endpoint(
+            facility=facility,
+            root=Path(root),
+            onsite=facility == "als",
+            job_path=DEFAULT_JOB_PATHS.get(name),
+        )
         for name, (facility, root) in DEFAULT_LAYOUT.items()
+    }
+
+
+def _default_beamlines() -> dict[str, BeamlineSection]:
+    """7.3.3 and 7.0.1.2 as upstream runs them (with what upstream only plans), and 9.3.1 as
+    its unmerged pull request describes it: a beamline that only moves data."""
+    return {
+        "bl733": BeamlineSection(
+            id="7.3.3",
+            kind="saxs",
+            source="data733",
+            dataset="pair",
+            suffixes=[".txt", ".edf"],
+            skip_names=["autoexpose", "beamstop_test"],
+            copies=["beegfs733", "nersc733"],
+            export_control=ExportControlPolicy(action="refuse"),
+            retention_days={"data733": 180, "nersc733_scratch": 7},
+            safe_copies={"data733": ["nersc733"], "nersc733_scratch": ["beegfs733_analysis"]},
+            catalog=CatalogMapping(
+                keywords=["SAXS", "ALS", "7.3.3", "scattering"], data_format="EDF + text header"
+            ),
+            product=ProductPlacement(
+                input="nersc733", scratch="nersc733_scratch", home="beegfs733_analysis"
+            ),
+            integration=IntegrationSettings(),
+        ),
+        "bl7012": BeamlineSection(
+            id="7.0.1.2",
+            kind="ptychography",
+            source="data7012",
+            suffixes=[".cxi"],
+            copies=["nersc7012"],
+            export_control=ExportControlPolicy(action="skip_offsite"),
+            retention_days={"nersc7012_scratch": 7},
+            safe_copies={"nersc7012_scratch": ["data7012_recon"]},
+            catalog=CatalogMapping(
+                keywords=["ptychography", "ALS", "7.0.1.2", "COSMIC"], data_format="CXI"
+            ),
+            product=ProductPlacement(
+                input="nersc7012", scratch="nersc7012_scratch", home="data7012_recon"
+            ),
+            ptychography=PtychographySettings(),
+        ),
+        "bl931": BeamlineSection(
+            id="9.3.1",
+            source="data931",
+            suffixes=[".h5"],
+            copies=["beegfs931", "nersc931"],
+            retention_days={"data931": 180},
+            safe_copies={"data931": ["nersc931"]},
+            catalog=CatalogMapping(keywords=["spectroscopy", "ALS", "9.3.1"], data_format="HDF5"),
+        ),
     }
 
 
@@ -309,7 +382,7 @@ def _default_safe_copies() -> dict[str, dict[str, list[str]]]:
     }
 
 
-class HistorySettings(_Model):
+class HistorySettings(Strict):
     """How long each kind of row of Dagster's own event log is kept, in days (Dagster's
     database-tuning recipe). Runs and asset, observation and check events are kept for ever."""
 
@@ -325,7 +398,7 @@ class HistorySettings(_Model):
     )
 
 
-class RetentionSettings(_Model):
+class RetentionSettings(Strict):
     """How old copies are pruned. The days per endpoint are ``retention_days``; this section
     says behind which verified copies each may go, and how deletion proceeds."""
 
@@ -391,7 +464,7 @@ class RetentionSettings(_Model):
     )
 
 
-class MetricsSettings(_Model):
+class MetricsSettings(Strict):
     """The Prometheus exporter (``bl832 metrics``): where it listens, and where it pushes for
     a site that collects through a Pushgateway. It reads the site's records and holds no
     secret."""
@@ -409,7 +482,7 @@ class MetricsSettings(_Model):
     job: str = Field(default="bl832", description="The push's job label on the Pushgateway.")
 
 
-class QueueSettings(_Model):
+class QueueSettings(Strict):
     """The Celery queue of each kind of work (``bl832_assets/queues.py`` picks one per run and
     tags it ``dagster-celery/queue``). Only a deployment whose instance launches runs on Celery
     (deploy/dagster.yaml) reads the tag; the embedded site ignores it."""
@@ -434,7 +507,7 @@ class QueueSettings(_Model):
         return [self.transfers, self.facility, self.local_recon]
 
 
-class DeploySettings(_Model):
+class DeploySettings(Strict):
     """``bl832 deploy start|stop|status``: the deployment's processes on this machine. Database
     and broker addresses and secrets come from the environment (deploy/bl832.env.example)."""
 
@@ -468,7 +541,7 @@ class DeploySettings(_Model):
     )
 
 
-class Settings(_Model):
+class Settings(Strict):
     """The whole site. Relative endpoint roots are resolved against ``home``."""
 
     home: Path = Field(description="Site folder: endpoints, catalog, task log, DAGSTER_HOME.")
@@ -513,6 +586,11 @@ class Settings(_Model):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     queues: QueueSettings = Field(default_factory=QueueSettings)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
+    beamlines: dict[str, BeamlineSection] = Field(
+        default_factory=_default_beamlines,
+        description="Beamlines besides 8.3.2, each served by the same core in a code location "
+        "of its own (bl733, bl7012; move-only ones together).",
+    )
 
     @model_validator(mode="after")
     def _resolve_and_check(self) -> Settings:
@@ -565,13 +643,65 @@ class Settings(_Model):
             if facility not in self.hpc:
                 raise ValueError(f"decision.{facility}_recon: facility has no hpc entry")
         self._check_backends()
+        self._adopt_beamline_retention()
         return self
+
+    def _adopt_beamline_retention(self) -> None:
+        """Each section's retention joins the site's policy, keyed by the datasets it holds, so
+        that one ledger and one pruner serve every beamline; an endpoint is pruned by one
+        policy only."""
+        days = dict(self.retention_days)
+        safe = dict(self.retention.safe_copies)
+        for name, section in self.beamlines.items():
+            check_name(name)
+            where = f"beamlines.{name}"
+            for endpoint in section.endpoints():
+                if endpoint not in self.endpoints:
+                    raise ValueError(f"{where}: unknown endpoint {endpoint!r}")
+            if self.endpoints[section.source].root is None:
+                raise ValueError(
+                    f"{where}.source: {section.source} must be visible on this machine (its "
+                    "sensor watches it)"
+                )
+            if section.product is not None and section.product.facility not in self.hpc:
+                raise ValueError(f"{where}.product.facility: no hpc entry for it")
+            held = beamline_datasets(section)
+            for endpoint, limit in section.retention_days.items():
+                behind = section.safe_copies.get(endpoint, [])
+                policy = {dataset: list(behind) for dataset in held.get(endpoint, [])}
+                if endpoint in days and (days[endpoint], safe.get(endpoint)) != (limit, policy):
+                    # Equal is fine: a dump of these settings validated again holds both.
+                    raise ValueError(
+                        f"{where}.retention_days.{endpoint}: already pruned by another policy"
+                    )
+                if not behind:
+                    raise ValueError(
+                        f"{where}.retention_days.{endpoint}: safe_copies names no safe copy, "
+                        "so pruning it could delete the last copy"
+                    )
+                if limit < 0:
+                    raise ValueError(f"{where}.retention_days.{endpoint}: must be >= 0")
+                unknown = [other for other in behind if other not in self.endpoints]
+                if unknown:
+                    raise ValueError(f"{where}.safe_copies.{endpoint}: unknown {unknown}")
+                days[endpoint] = limit
+                safe[endpoint] = policy
+        object.__setattr__(self, "retention_days", days)
+        retention = self.retention.model_copy(update={"safe_copies": safe})
+        object.__setattr__(self, "retention", retention)
 
     def _fit_defaults_to_endpoints(self) -> None:
         """A site that lists its own endpoints gets the default retention policy only where
         it has the endpoints that policy names; what it writes itself is checked strictly."""
         given = self.model_fields_set
         known = set(self.endpoints)
+        if "beamlines" not in given:
+            fitted = {
+                name: section
+                for name, section in self.beamlines.items()
+                if known.issuperset(section.endpoints())
+            }
+            object.__setattr__(self, "beamlines", fitted)
         if "archive_results" not in given and self.archive_results not in known:
             object.__setattr__(self, "archive_results", None)
         if "retention" not in given:

@@ -33,6 +33,15 @@ def test_defaults_give_an_embedded_site_under_bl832_home(
         "alcf_scratch": 1,
         "olcf_raw": 1,
         "olcf_scratch": 1,
+        # the other beamlines' sections join the one policy
+        "data733": 180,
+        "nersc733_scratch": 7,
+        "nersc7012_scratch": 7,
+        "data931": 180,
+    }
+    assert settings.retention.safe_copies["data733"] == {
+        "raw.txt": ["nersc733"],
+        "raw.edf": ["nersc733"],
     }
     assert "nersc_cfs" not in settings.retention_days  # the archive keeps for ever
     assert settings.retention.safe_copies["data832_raw"] == {"raw_scan": ["nersc_cfs"]}

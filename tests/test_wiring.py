@@ -15,7 +15,7 @@ from bl832_assets.resources.compute.nersc import NerscComputeResource
 from bl832_assets.resources.transfer.globus import GlobusTransferResource
 from bl832_assets.resources.transfer.local import LocalTransferResource
 from bl832_assets.resources.wiring import build_resources
-from bl832_assets.settings import Settings
+from bl832_assets.settings import DEFAULT_LAYOUT, Settings
 
 
 def test_default_settings_wire_every_resource_locally(tmp_path: Path) -> None:
@@ -37,7 +37,9 @@ def test_facility_settings_wire_the_sdk_resources(facility_settings: Settings) -
 
     transfer = resources["transfer"]
     assert isinstance(transfer, GlobusTransferResource)
-    assert set(transfer.mounts) == {"spot832", "data832_raw", "data832_scratch"}
+    # Every beamline's own storage is mounted on the orchestrator; no facility's is.
+    assert set(transfer.mounts) == {n for n, (where, _) in DEFAULT_LAYOUT.items() if where == "als"}
+    assert {"spot832", "data832_raw", "data832_scratch", "data733"} <= set(transfer.mounts)
     nersc = resources["nersc"]
     assert isinstance(nersc, NerscComputeResource)
     assert (nersc.qos, nersc.raw_root) == ("realtime", facility_settings.nersc.raw_root)

@@ -48,3 +48,10 @@ class Geometry(BaseModel):
         if self.pixel_size_m is not None:
             return self
         return Geometry.model_validate({**self.model_dump(), "pixel_size_m": pixel_size_m})
+
+
+CALIBRANT_GEOMETRY = Geometry(
+    distance_m=0.5, wavelength_angstrom=1.2398, beam_centre_px=(48.3, 52.7)
+)
+"""The synthetic calibrant's geometry (``synth``): the embedded site's default, so that its
+profiles can be checked against the rings' true q."""

@@ -17,10 +17,10 @@ from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 from scipy import signal
 
 from bl832_assets.beamlines.bl733.geometry import Geometry
+from bl832_assets.beamlines.bl733.settings import DEFAULT_NPT
 from bl832_assets.science.atomic import atomic_path
 
 Q_UNIT = "q_A^-1"  # pyFAI's name for q in 1/Å
-DEFAULT_NPT = 1000
 PEAK_SIGNIFICANCE = 5.0  # standard errors a peak must rise above its surroundings
 MIN_PEAK_WIDTH_BINS = 2.0  # anything narrower is one noisy bin, not a ring
 CSV_COLUMNS = ("q_A^-1", "intensity", "sigma")

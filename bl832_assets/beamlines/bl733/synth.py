@@ -19,6 +19,7 @@ import numpy as np
 from fabio.edfimage import EdfImage
 
 from bl832_assets.beamlines.bl733.dataset import IMAGE_SUFFIX, TEXT_SUFFIX, Pair
+from bl832_assets.beamlines.bl733.geometry import CALIBRANT_GEOMETRY as DEFAULT_GEOMETRY
 from bl832_assets.beamlines.bl733.geometry import Geometry
 from bl832_assets.science.atomic import atomic_path
 
@@ -34,7 +35,6 @@ BEAMSTOP_ARM_HALF_WIDTH_PX = 2.0
 BEAMSTOP_COUNTS = 0.3
 # A 256 x 256 window of a Pilatus 2M at 10 keV, 0.5 m from the sample, with the beam near its
 # corner so that three AgBh rings cross it at radii of about 62, 124 and 187 pixels.
-DEFAULT_GEOMETRY = Geometry(distance_m=0.5, wavelength_angstrom=1.2398, beam_centre_px=(48.3, 52.7))
 DEFAULT_SHAPE = (256, 256)
 
 
