@@ -1,39 +1,32 @@
-"""What the asset graph asks of the dataset catalog: record a raw scan and its reconstruction
-as SciCat-shaped datasets, idempotently, and find them again.
+"""What the asset graph asks of the dataset catalog: record any beamline's raw and derived
+datasets as SciCat-shaped records, idempotently, and find them again.
 
-Re-ingesting the same scan updates its record and keeps its pid, so a retried or re-run asset
-never leaves duplicates behind for users to puzzle over.
+Re-ingesting the same dataset updates its record and keeps its pid, so a retried or re-run asset
+never leaves duplicates behind for users to puzzle over. 8.3.2 has its own entry points
+(``ingest_raw``, ``ingest_derived``), which map its scans here; every other beamline maps its
+datasets itself and hands them over as a ``DatasetRecord`` (``ingest_dataset``).
+
+The records (``FileEntry``, ``CatalogRecord``, ``DatasetRecord``) are defined in ``records.py``,
+free of Dagster, and are importable from here as well.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 
+from bl832_assets.resources.catalog.records import (
+    CatalogRecord,
+    DatasetKind,
+    DatasetRecord,
+    FileEntry,
+)
 from bl832_assets.science.dx import ScanMetadata
 
-
-@dataclass(frozen=True)
-class FileEntry:
-    """One file of a dataset, as its datablock lists it."""
-
-    path: str  # full path at the location catalogued; stored relative to the sourceFolder
-    size: int
-    mtime: float  # POSIX seconds
-    sha256: str
-
-
-@dataclass(frozen=True)
-class CatalogRecord:
-    """A dataset as the catalog holds it after an ingest or a lookup."""
-
-    pid: str
-    created: bool  # True only when this call created the dataset
-    record: dict[str, Any]
+__all__ = ["CatalogRecord", "CatalogResource", "DatasetRecord", "FileEntry"]
 
 
 class CatalogResource(dg.ConfigurableResource, ABC):
@@ -72,3 +65,14 @@ class CatalogResource(dg.ConfigurableResource, ABC):
     @abstractmethod
     def find_raw(self, scan: str) -> CatalogRecord | None:
         """The raw dataset of a scan, given its key or the path of its file."""
+
+    @abstractmethod
+    def ingest_dataset(self, record: DatasetRecord) -> CatalogRecord:
+        """Create or update the dataset ``record`` names (beamline, kind, key) with its fields,
+        its files as the datablock and its thumbnail as the attachment. A derived dataset's
+        ``inputDatasets`` must be catalogued already (``DatasetNotFound`` otherwise)."""
+
+    @abstractmethod
+    def find_dataset(self, beamline: str, key: str, kind: DatasetKind) -> CatalogRecord | None:
+        """The dataset of ``beamline`` with this key and kind, or None. 8.3.2's scans are found
+        here too, as beamline "8.3.2"."""

@@ -1,20 +1,22 @@
-"""SciCat-shaped records of 8.3.2 scans, following upstream's ``als_832_dx_4`` ingester.
+"""SciCat-shaped records of 8.3.2 scans, following upstream's ``als_832_dx_4`` ingester, and
+the rules every beamline's mapping shares (cleaning an email, the group of a proposal, what a
+derived dataset takes from its raw one, what the catalog adds to any record).
 
 Pure functions: what a record says is decided here once, so the local catalog and SciCat
 store the same fields, and the rules (who owns a dataset, who may see it) are tested without
-any catalog running.
+any catalog running. Nothing here imports Dagster, so the beamline packages use it freely.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from bl832_assets.resources.catalog.base import FileEntry
+from bl832_assets.resources.catalog.records import DatasetKind, DatasetRecord, FileEntry
 from bl832_assets.science.dx import ScanMetadata
 
 BEAMLINE_GROUP = "8.3.2"
@@ -22,6 +24,7 @@ UNKNOWN_EMAIL = "unknown@example.com"
 UNKNOWN_OWNER = "unknown"
 SCAN_SUFFIX = ".h5"
 DERIVED_FORMAT = "TIFF, OME-Zarr"
+THUMBNAIL_CAPTIONS: dict[DatasetKind, str] = {"raw": "raw image", "derived": "result image"}
 
 _EMAIL = re.compile(r"[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}")
 _BEAMLINE_ALIASES = {"bl832": BEAMLINE_GROUP}
@@ -57,11 +60,22 @@ def owner_group(proposal: str | None) -> str:
     return proposal_of(proposal) or BEAMLINE_GROUP
 
 
+def proposal_group(proposal: str | None, beamline: str) -> str:
+    """The group owning a beamline's dataset: its proposal's, spelled as upstream's newer
+    ingesters spell it (spaces as "_"), or without a proposal the beamline's own (its id)."""
+    found = proposal_of(proposal)
+    return "_".join(found.split()) if found else beamline
+
+
+def unique(values: Iterable[str]) -> list[str]:
+    """The non-empty values, each once, in their first order."""
+    return [value for value in dict.fromkeys(values) if value]
+
+
 def access_groups(beamline: str | None) -> list[str]:
     """The beamline's group (``bl832`` is spelled ``8.3.2`` in SciCat), plus the 8.3.2 staff."""
     cleaned = re.sub(r"[\"',\s]", "", beamline or "").lower()
-    group = _BEAMLINE_ALIASES.get(cleaned, cleaned)
-    return [g for g in dict.fromkeys([group, BEAMLINE_GROUP]) if g]
+    return unique([_BEAMLINE_ALIASES.get(cleaned, cleaned), BEAMLINE_GROUP])
 
 
 def search_terms(file_name: str) -> list[str]:
@@ -130,17 +144,10 @@ def derived_dataset(
     SciCat's derived-dataset schema has no ``dataFormat``; the format goes in the scientific
     metadata instead.
     """
-    if not files:
-        raise ValueError(f"derived dataset of {scan_key!r} has no files")
     folder = os.path.commonpath([tiff_folder, zarr_folder])
-    dataset: dict[str, Any] = {
+    return {
         "type": "derived",
-        "owner": raw["owner"],
-        "investigator": raw["principalInvestigator"],
-        "contactEmail": raw["contactEmail"],
-        "ownerGroup": raw["ownerGroup"],
-        "accessGroups": list(raw["accessGroups"]),
-        "inputDatasets": [raw_pid],
+        **derived_from(raw, raw_pid, files),
         "usedSoftware": list(used_software),
         "jobParameters": dict(job_parameters or {}),
         "datasetName": f"{raw['datasetName']} (reconstruction)",
@@ -148,7 +155,6 @@ def derived_dataset(
         "sourceFolder": folder,
         "size": sum(f.size for f in files),
         "numberOfFiles": len(files),
-        "creationTime": iso_utc(max(f.mtime for f in files)),
         "description": f"Reconstruction of {scan_key}: TIFF stack and OME-Zarr pyramid",
         "keywords": [*raw["keywords"], "reconstruction"],
         "isPublished": False,
@@ -158,9 +164,41 @@ def derived_dataset(
             "zarrFolder": _relative(zarr_folder, folder),
         },
     }
+
+
+def derived_from(
+    raw: Mapping[str, Any], raw_pid: str, files: Sequence[FileEntry]
+) -> dict[str, Any]:
+    """What any derived dataset takes from the raw dataset ``raw`` (its record, pid
+    ``raw_pid``): owner and access, so whoever may see the data may see what was made of it,
+    the link back to it, and as its creation time the newest of its own ``files``."""
+    if not files:
+        raise ValueError(f"derived dataset of {raw_pid!r} has no files")
+    fields: dict[str, Any] = {
+        "owner": raw["owner"],
+        "investigator": raw["principalInvestigator"],
+        "contactEmail": raw["contactEmail"],
+        "ownerGroup": raw["ownerGroup"],
+        "accessGroups": list(raw["accessGroups"]),
+        "inputDatasets": [raw_pid],
+        "creationTime": iso_utc(max(f.mtime for f in files)),
+    }
     if "proposalId" in raw:
-        dataset["proposalId"] = raw["proposalId"]
-    return dataset
+        fields["proposalId"] = raw["proposalId"]
+    return fields
+
+
+def dataset_body(record: DatasetRecord) -> dict[str, Any]:
+    """Any beamline's dataset as SciCat's create request takes it: the record's mapped fields,
+    with what the catalog decides itself (type, runNumber, size, file count) over them."""
+    return {
+        "isPublished": False,
+        **record.fields,
+        "type": record.kind,
+        "runNumber": record.key,
+        "size": sum(f.size for f in record.files),
+        "numberOfFiles": len(record.files),
+    }
 
 
 def origdatablock(source_folder: str, files: Sequence[FileEntry]) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 Records come from ``mapping``, so SciCat holds exactly what the local catalog holds. A dataset
 is looked up first by the fields that name the scan (type and runNumber, the scan key; a derived
 one also by its raw input), so one made earlier by another tool is found and PATCHed rather than
-duplicated. An export-controlled scan is refused before any request is made.
+duplicated. An export-controlled scan is refused before any request is made. Any other
+beamline's dataset (``ingest_dataset``) is named the same way, type and runNumber (its key), plus
+its beamline's group among the accessGroups, since two beamlines may use one stem.
 
 Concurrent ingests of one scan (two Dagster runs, a retry overlapping its original) must not
 make duplicates, and SciCat has no unique key on runNumber, so a find-then-create alone races.
@@ -42,17 +44,25 @@ from pydantic import BaseModel, ConfigDict, Field
 from pyscicat.client import ScicatClient, ScicatCommError, ScicatLoginError
 from pyscicat.model import Attachment, CreateDatasetOrigDatablockDto, DerivedDataset, RawDataset
 
-from bl832_assets.resources.catalog.base import CatalogRecord, CatalogResource, FileEntry
+from bl832_assets.resources.catalog.base import (
+    CatalogRecord,
+    CatalogResource,
+    DatasetRecord,
+    FileEntry,
+)
 from bl832_assets.resources.catalog.errors import CatalogError, DatasetNotFound
 from bl832_assets.resources.catalog.mapping import (
+    BEAMLINE_GROUP,
+    THUMBNAIL_CAPTIONS,
+    dataset_body,
     derived_dataset,
     origdatablock,
     raw_dataset,
     scan_key_of,
 )
+from bl832_assets.resources.catalog.records import DatasetKind
 from bl832_assets.science.dx import ScanMetadata
 
-THUMBNAIL_CAPTION = "raw image"
 # Fixed forever: every pid and attachment id this resource derives depends on it.
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://als.lbl.gov/bl832/scicat")
 _POLL_SECONDS = 0.1
@@ -152,16 +162,11 @@ class ScicatCatalogResource(CatalogResource):
         if metadata.export_control:
             raise ExportControlled(scan_file)
         dataset = raw_dataset(scan_file, metadata, files)
+        key = scan_key_of(scan_file)
+        record = DatasetRecord(BEAMLINE_GROUP, key, "raw", dataset, tuple(files), thumbnail)
         with self._session() as client:
-            scan_key = scan_key_of(scan_file)
-            where = {"type": "raw", "runNumber": scan_key}
-            new_pid = self.dataset_pid("raw\n" + scan_key)
-            pid, created = self._upsert(client, where, new_pid, dataset, _RawDataset)
-            datablock = origdatablock(dataset["sourceFolder"], files)
-            self._put_datablock(client, pid, datablock, created)
-            if thumbnail is not None:
-                self._put_thumbnail(client, pid, dataset, thumbnail)
-            return CatalogRecord(pid, created, self._read(client, pid) or {})
+            where = {"type": "raw", "runNumber": key}
+            return self._ingest(client, where, self.dataset_pid("raw\n" + key), record)
 
     def ingest_derived(
         self,
@@ -187,12 +192,28 @@ class ScicatCatalogResource(CatalogResource):
                 used_software=used_software,
                 job_parameters=job_parameters,
             )
-            where = {"type": "derived", "runNumber": scan_key, "inputDatasets": raw_pid}
-            new_pid = self.dataset_pid(f"derived\n{raw_pid}\n{scan_key}")
-            pid, created = self._upsert(client, where, new_pid, dataset, _DerivedDataset)
-            datablock = origdatablock(dataset["sourceFolder"], files)
-            self._put_datablock(client, pid, datablock, created)
-            return CatalogRecord(pid, created, self._read(client, pid) or {})
+            return self._ingest(
+                client,
+                {"type": "derived", "runNumber": scan_key, "inputDatasets": raw_pid},
+                self.dataset_pid(f"derived\n{raw_pid}\n{scan_key}"),
+                DatasetRecord(BEAMLINE_GROUP, scan_key, "derived", dataset, tuple(files)),
+            )
+
+    def ingest_dataset(self, record: DatasetRecord) -> CatalogRecord:
+        with self._session() as client:
+            for pid in record.fields.get("inputDatasets", []):
+                if self._read(client, pid) is None:
+                    raise DatasetNotFound(pid)
+            return self._ingest(
+                client,
+                _identity(record.beamline, record.key, record.kind),
+                self.dataset_pid(f"{record.beamline}\n{record.kind}\n{record.key}"),
+                record,
+            )
+
+    def find_dataset(self, beamline: str, key: str, kind: DatasetKind) -> CatalogRecord | None:
+        with self._session() as client:
+            return self._found(client, _identity(beamline, key, kind))
 
     def get(self, pid: str) -> dict[str, Any] | None:
         with self._session() as client:
@@ -200,13 +221,31 @@ class ScicatCatalogResource(CatalogResource):
 
     def find_raw(self, scan: str) -> CatalogRecord | None:
         with self._session() as client:
-            pid = self._find(client, {"type": "raw", "runNumber": scan_key_of(scan)})
-            return None if pid is None else CatalogRecord(pid, False, self._read(client, pid) or {})
+            return self._found(client, {"type": "raw", "runNumber": scan_key_of(scan)})
 
     def dataset_pid(self, name: str) -> str:
         """The pid a dataset named ``name`` gets when created here: the same in every process,
         so SciCat itself refuses the second of two concurrent creates."""
         return f"{self.pid_prefix}/{uuid.uuid5(ID_NAMESPACE, name)}"
+
+    def _ingest(
+        self, client: _Client, where: dict[str, str], new_pid: str, record: DatasetRecord
+    ) -> CatalogRecord:
+        """Create or update the dataset ``where`` finds (created as ``new_pid``), then its
+        datablock and thumbnail, and read it back whole."""
+        dataset = dataset_body(record)
+        model = _RawDataset if record.kind == "raw" else _DerivedDataset
+        pid, created = self._upsert(client, where, new_pid, dataset, model)
+        datablock = origdatablock(dataset["sourceFolder"], record.files)
+        self._put_datablock(client, pid, datablock, created)
+        if record.thumbnail is not None:
+            caption = THUMBNAIL_CAPTIONS[record.kind]
+            self._put_thumbnail(client, pid, dataset, record.thumbnail, caption)
+        return CatalogRecord(pid, created, self._read(client, pid) or {})
+
+    def _found(self, client: _Client, where: dict[str, str]) -> CatalogRecord | None:
+        pid = self._find(client, where)
+        return None if pid is None else CatalogRecord(pid, False, self._read(client, pid) or {})
 
     def _upsert(
         self,
@@ -278,12 +317,13 @@ class ScicatCatalogResource(CatalogResource):
             time.sleep(_POLL_SECONDS)
 
     def _put_thumbnail(
-        self, client: _Client, pid: str, dataset: dict[str, Any], thumbnail: str
+        self, client: _Client, pid: str, dataset: dict[str, Any], thumbnail: str, caption: str
     ) -> None:
-        """One thumbnail attachment per dataset, created with an id derived from the dataset's
-        pid so that a concurrent second create is refused (409) and patches it instead."""
+        """One thumbnail attachment per dataset, found by its ``caption``, created with an id
+        derived from the dataset's pid so that a concurrent second create is refused (409) and
+        patches it instead."""
         attachments = _call(client, "attachments_get", lambda: client.datasets_attachments_get(pid))
-        ours = [a["id"] for a in attachments if a.get("caption") == THUMBNAIL_CAPTION]
+        ours = [a["id"] for a in attachments if a.get("caption") == caption]
         if ours:
             attachment_id = ours[0]
         else:
@@ -292,7 +332,7 @@ class ScicatCatalogResource(CatalogResource):
                 id=attachment_id,
                 datasetId=pid,
                 thumbnail=thumbnail,
-                caption=THUMBNAIL_CAPTION,
+                caption=caption,
                 ownerGroup=dataset["ownerGroup"],
                 accessGroups=dataset["accessGroups"],
             )
@@ -355,6 +395,12 @@ class ScicatCatalogResource(CatalogResource):
 
     def _secrets(self) -> list[str]:
         return [s for s in (self.token, self.password) if s]
+
+
+def _identity(beamline: str, key: str, kind: DatasetKind) -> dict[str, str]:
+    """The query naming one beamline's dataset: a scalar matches an array field that holds it,
+    so ``accessGroups`` matches any dataset its beamline's group may see."""
+    return {"type": kind, "runNumber": key, "accessGroups": beamline}
 
 
 def dataset_page(api_url: str, pid: str, frontend_url: str | None = None) -> str:
