@@ -2,7 +2,7 @@
 
 The resources (and with them Dagster) load on first use of their names, so the beamline
 packages import the records and the shared mapping rules (``records``, ``mapping``,
-``generic``) without Dagster, as they promise.
+``move_only``) without Dagster, as they promise.
 """
 
 from __future__ import annotations

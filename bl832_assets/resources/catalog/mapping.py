@@ -49,10 +49,16 @@ def clean_email(raw: str | None) -> str:
     return found.group(0) if found else UNKNOWN_EMAIL
 
 
+def stated(raw: str | None) -> str | None:
+    """A free-text field's value, stripped, or None where the file says there is none ("",
+    "None")."""
+    value = (raw or "").strip()
+    return None if value.lower() in ("", "none") else value
+
+
 def proposal_of(raw: str | None) -> str | None:
     """The proposal id, or None where the file says there is none ("", "None")."""
-    proposal = (raw or "").strip()
-    return None if proposal.lower() in ("", "none") else proposal
+    return stated(raw)
 
 
 def owner_group(proposal: str | None) -> str:
@@ -70,6 +76,37 @@ def proposal_group(proposal: str | None, beamline: str) -> str:
 def unique(values: Iterable[str]) -> list[str]:
     """The non-empty values, each once, in their first order."""
     return [value for value in dict.fromkeys(values) if value]
+
+
+def raw_origin(
+    beamline: str,
+    owner_group: str,
+    pi: str | None,
+    contact_email: str | None,
+    *,
+    proposal: str | None = None,
+    access: Sequence[str] = (),
+    instrument: str | None = None,
+) -> dict[str, Any]:
+    """Who a beamline's raw dataset belongs to and where it was taken, for any beamline but
+    8.3.2 (whose rules are ``raw_dataset``'s): the PI as owner ("unknown" when nobody is
+    named), a cleaned contact address, ``owner_group`` owning it and, beside ``access``, the
+    beamline's own group seeing it (the catalog finds a beamline's datasets by that group),
+    the instrument ``ALS <id>`` unless named, and the proposal when there is one."""
+    person = stated(pi) or UNKNOWN_OWNER
+    fields: dict[str, Any] = {
+        "owner": person,
+        "principalInvestigator": person,
+        "contactEmail": clean_email(contact_email),
+        "ownerGroup": owner_group,
+        "accessGroups": unique([owner_group, *access, beamline]),
+        "creationLocation": instrument or f"ALS {beamline}",
+        "instrumentId": beamline,
+    }
+    found = proposal_of(proposal)
+    if found is not None:
+        fields["proposalId"] = found
+    return fields
 
 
 def access_groups(beamline: str | None) -> list[str]:
