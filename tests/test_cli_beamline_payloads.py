@@ -104,3 +104,14 @@ def test_ptycho_refuses_out_of_range_parameters_in_one_line(
     assert main(["ptycho", str(scan), str(tmp_path / "out"), "--momentum", "2"]) == 1
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "momentum" in err
+
+
+@pytest.mark.parametrize("out_dir", [True, False], ids=["both", "neither"])
+def test_ptycho_wants_exactly_one_of_out_dir_and_in_place(
+    out_dir: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scan = tmp_path / "scan.cxi"
+    assert main(["synth-cxi", str(scan)]) == 0
+    argv = ["ptycho", str(scan), *([str(tmp_path / "out")] if out_dir else [])]
+    assert main([*argv, *(["--in-place"] if out_dir else [])]) == 1
+    assert "exactly one of OUT_DIR and --in-place" in capsys.readouterr().err

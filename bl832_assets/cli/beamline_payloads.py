@@ -72,10 +72,18 @@ def _add_integrate(commands: Any) -> None:
 
 def _add_ptycho(commands: Any) -> None:
     ptycho = commands.add_parser(
-        "ptycho", help="reconstruct a 7.0.1.2 CXI scan into OUT_DIR/<stem>_recon.cxi (mPIE)"
+        "ptycho",
+        help="reconstruct a 7.0.1.2 CXI scan into OUT_DIR/<stem>_recon.cxi, or with --in-place "
+        "into the CXI file itself (mPIE)",
     )
     ptycho.add_argument("cxi", type=Path)
-    ptycho.add_argument("out_dir", type=Path)
+    ptycho.add_argument("out_dir", type=Path, nargs="?", help="omitted with --in-place")
+    ptycho.add_argument(
+        "--in-place",
+        action="store_true",
+        help="append the reconstruction to CXI as its next entry_1/image_<n>, as upstream's "
+        "tools do; previews go beside it",
+    )
     ptycho.add_argument("--params", help="all PieParams as JSON (what facility jobs pass)")
     ptycho.add_argument("--iterations", type=int, help="passes over every position")
     ptycho.add_argument("--object-step", type=float, help="rPIE's alpha for the object")
@@ -94,6 +102,8 @@ def run(args: argparse.Namespace) -> int | None:
     if args.command == "ptycho":
         from bl832_assets.beamlines.bl7012.payload import run_ptycho
 
+        if args.in_place == (args.out_dir is not None):
+            raise ValueError("give exactly one of OUT_DIR and --in-place (write into the CXI)")
         params = _pie_params(args)
         return _print_json(run_ptycho(_existing(args.cxi), args.out_dir, params), args.previews)
     if args.command == "synth-saxs":

@@ -1,12 +1,14 @@
 """The 7.0.1.2 local reconstruction as a function: one CXI scan in, a CXI reconstruction out.
 
 It runs the same through Dagster Pipes, from a terminal or in a job, reporting progress and
-results through ``bl832_assets.science.reporting`` like 8.3.2's payload. The raw scan is never
+results through ``bl832_assets.science.reporting`` like 8.3.2's payload. The raw scan is not
 modified (its checksum is what the copies and the pruning are verified against): the result goes
 to ``<out_dir>/<stem>_recon.cxi``, holding the scan's geometry, positions and probe guess and
 the object as the next ``entry_1/image_<n>/data`` (a rerun adds one) with the final probe: the
-layout upstream's tools append to the scan itself. Its metadata carries what the asset, its
-checks and the derived catalog record need without re-reading the outputs.
+layout upstream's tools append to the scan itself. In place (no ``out_dir``), it does what
+those tools do, appending to the file it is given: for a job standing in for them, on the
+facility's working copy, never on the raw scan. Its metadata carries what the asset, its checks
+and the derived catalog record need without re-reading the outputs.
 """
 
 from __future__ import annotations
@@ -37,17 +39,18 @@ def _progress(reporter: Reporter, iterations: int) -> Callable[[int, float], Non
     return log
 
 
-def run_ptycho(cxi: str | Path, out_dir: str | Path, params: PieParams) -> dict[str, object]:
-    """Reconstruct the scan ``cxi`` into ``<out_dir>/<stem>_recon.cxi`` with PNG previews
-    beside it, and report what was made."""
+def run_ptycho(cxi: str | Path, out_dir: str | Path | None, params: PieParams) -> dict[str, object]:
+    """Reconstruct the scan ``cxi`` into ``<out_dir>/<stem>_recon.cxi``, or with ``out_dir``
+    ``None`` into ``cxi`` itself, with PNG previews beside the result, and report what was
+    made."""
     started = time.perf_counter()
-    cxi, out_dir = Path(cxi), Path(out_dir)
+    cxi = Path(cxi)
     stem = cxi.stem
+    output = cxi if out_dir is None else Path(out_dir) / f"{stem}_recon.cxi"
     with open_reporter() as reporter:
-        reporter.log(f"reconstructing {cxi} into {out_dir} with {ENGINE} {params.model_dump()}")
+        reporter.log(f"reconstructing {cxi} into {output} with {ENGINE} {params.model_dump()}")
         scan = read_scan(cxi)
         result = reconstruct(scan, params, _progress(reporter, params.iterations))
-        output = out_dir / f"{stem}_recon.cxi"
         image = write_image(
             output,
             result.object,
@@ -56,7 +59,7 @@ def run_ptycho(cxi: str | Path, out_dir: str | Path, params: PieParams) -> dict[
             header=scan.header,
         )
         lit = well_lit(result.illumination())
-        pngs = write_object_pngs(result.object, out_dir, stem, lit)
+        pngs = write_object_pngs(result.object, output.parent, stem, lit)
         header = scan.header
         metadata: dict[str, object] = {
             "path": str(output),

@@ -14,7 +14,8 @@ A retried step re-attaches to the task it already submitted (``job_records``), s
 connection while waiting never runs the payload twice.
 
 Hashing runs ``bl832 hash`` through the same function: its one JSON line is the answer, and
-exit code and walltime are judged as for a reconstruction.
+exit code and walltime are judged as for a reconstruction. So do other beamlines' payloads, and
+a batch job's commands, as one ``bash -c`` script whose exit code is judged the same way.
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ from globus_sdk.scopes import ComputeScopes
 from pydantic import Field
 
 from bl832_assets.resources.compute.base import (
+    BatchJob,
     ComputeFailed,
     ComputeOutcome,
     ComputeResource,
+    PayloadJob,
     RemoteChecksums,
     StepContext,
 )
@@ -49,7 +52,7 @@ from bl832_assets.resources.compute.job_records import (
     record_key,
     recorded_job,
 )
-from bl832_assets.resources.compute.remote_hashing import hash_step, job_path, read_answer
+from bl832_assets.resources.compute.remote_hashing import hash_step, read_answer
 from bl832_assets.science.options import ReconOptions
 from bl832_assets.science.reporting import MARKDOWN_KEY
 
@@ -122,20 +125,36 @@ class GlobusComputeResource(ComputeResource):
         return client
 
     def _run(
-        self, context: dg.AssetExecutionContext, step: str, args: list[str], output: str
+        self,
+        context: dg.AssetExecutionContext,
+        step: str,
+        args: list[str],
+        output: str,
+        listed: str | None = None,
     ) -> ComputeOutcome:
+        """Run ``bl832 <step> <args>``; ``listed`` is the output folder's facility path when it
+        is not ``output`` on scratch."""
         started = time.monotonic()
         task_id, result = self._task(
             context,
             record_key(context, self.facility, step),
             f"{self.facility} {step}",
             [*shlex.split(self.payload), step, *args],
-            str(PurePosixPath(self.scratch_root) / output),
+            listed or str(PurePosixPath(self.scratch_root) / output),
         )
+        return self._outcome(task_id, output, _reported(result), started)
+
+    def _outcome(
+        self,
+        task_id: str,
+        output: str,
+        reported: Mapping[str, dg.MetadataValue],
+        started: float,
+    ) -> ComputeOutcome:
         # The function returns the payload's stderr tail with its result, kept by the service
         # under the task: that record is the job's log.
         log = dg.MetadataValue.url(f"{self.compute_url or COMPUTE_SERVICE}/v2/tasks/{task_id}")
-        return ComputeOutcome(task_id, output, _reported(result), time.monotonic() - started, log)
+        return ComputeOutcome(task_id, output, reported, time.monotonic() - started, log)
 
     def _task(
         self, context: StepContext, key: str, description: str, command: list[str], output: str
@@ -227,12 +246,27 @@ class GlobusComputeResource(ComputeResource):
             output,
         )
 
+    def run_payload(self, context: dg.AssetExecutionContext, job: PayloadJob) -> ComputeOutcome:
+        """As a reconstruction: ``--previews`` (every payload command takes it) brings the UI's
+        inline previews back in the one metadata line, as Pipes would have."""
+        args = [*self.payload_arguments(job), "--previews"]
+        listed = self.facility_path(job.output_endpoint, job.output)
+        return self._run(context, job.step, args, job.output, listed)
+
+    def run_batch(self, context: dg.AssetExecutionContext, job: BatchJob) -> ComputeOutcome:
+        listed = self.facility_path(job.output_endpoint, job.output)
+        started = time.monotonic()
+        key = record_key(context, self.facility, f"batch-{job.name}")
+        description = f"{self.facility} batch job {job.name}"
+        task_id, _ = self._task(context, key, description, ["bash", "-c", job.script()], listed)
+        return self._outcome(task_id, job.output, {}, started)
+
     def checksums(self, context: StepContext, endpoint: str, relative_path: str) -> RemoteChecksums:
         """A retried step re-attaches to its hash task; once read, the record is forgotten, so
         hashing the same path again later in the step measures it again."""
-        target = job_path(self.endpoint_roots, endpoint, relative_path)
+        target = self.facility_path(endpoint, relative_path)
         key = record_key(context, self.facility, hash_step(endpoint, relative_path))
-        command = [*shlex.split(self.payload), "hash", str(target)]
+        command = [*shlex.split(self.payload), "hash", target]
         task_id, result = self._task(context, key, f"{self.facility} hash", command, "")
         forget_job(context, key)
         how = f"sha256 by {self.facility} Globus Compute task {task_id} on {result['host']}"

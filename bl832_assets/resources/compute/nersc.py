@@ -6,6 +6,10 @@ instead of reconstructing the scan twice. Cancelling the Dagster run cancels the
 
 Hashing is a job too (``bl832 hash``, the only code that can read CFS and pscratch): its
 answer is the last line of the job's stdout, downloaded through the SF API when it ends.
+
+Other beamlines' payloads run as 8.3.2's do. A batch job (upstream's own scripts, such as
+7.0.1.2's ptychocam on a GPU node) gets a script of its own Slurm header and commands; it is
+re-attached to and judged like any other job, and reports nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -23,9 +27,11 @@ import dagster as dg
 from pydantic import Field
 
 from bl832_assets.resources.compute.base import (
+    BatchJob,
     ComputeFailed,
     ComputeOutcome,
     ComputeResource,
+    PayloadJob,
     RemoteChecksums,
     StepContext,
 )
@@ -35,7 +41,7 @@ from bl832_assets.resources.compute.job_records import (
     record_key,
     recorded_job,
 )
-from bl832_assets.resources.compute.remote_hashing import hash_step, job_path, read_answer
+from bl832_assets.resources.compute.remote_hashing import hash_step, read_answer
 from bl832_assets.resources.compute.sfapi import (
     TERMINAL_STATES,
     Client,
@@ -45,7 +51,12 @@ from bl832_assets.resources.compute.sfapi import (
     Machine,
 )
 from bl832_assets.resources.compute.sfapi_pipes import DownloadedMessageReader
-from bl832_assets.resources.compute.slurm_script import DEFAULT_TEMPLATE, render, volume_options
+from bl832_assets.resources.compute.slurm_script import (
+    DEFAULT_TEMPLATE,
+    render,
+    render_batch,
+    volume_options,
+)
 from bl832_assets.science.options import ReconOptions
 
 STDERR_TAIL_LINES = 20
@@ -77,8 +88,8 @@ class JobRecord:
 
 
 class NerscComputeResource(ComputeResource):
-    """Runs ``bl832 recon``, ``bl832 pyramid`` and ``bl832 hash`` as Slurm jobs on a NERSC
-    machine."""
+    """Runs ``bl832 recon``, ``bl832 pyramid``, ``bl832 hash``, other payloads and batch jobs
+    as Slurm jobs on a NERSC machine."""
 
     client_id: str = Field(default="", description="Superfacility API client id.")
     secret: str = Field(
@@ -133,23 +144,32 @@ class NerscComputeResource(ComputeResource):
         target = PurePosixPath(self.scratch_root) / output
         return self._run(context, "pyramid", [str(source), str(target)], output)
 
+    def run_payload(self, context: dg.AssetExecutionContext, job: PayloadJob) -> ComputeOutcome:
+        return self._run(context, job.step, self.payload_arguments(job), job.output)
+
+    def run_batch(self, context: dg.AssetExecutionContext, job: BatchJob) -> ComputeOutcome:
+        self.facility_path(job.output_endpoint, job.output)  # a bad one is refused before the job
+        started = time.monotonic()
+        key = record_key(context, "nersc", f"batch-{job.name}")
+        with self.client() as compute:
+            record = self._unpiped(
+                context,
+                compute,
+                key,
+                job.name,
+                lambda tag: render_batch(job, tag=tag, jobs_root=self.jobs_root),
+            )
+        return self._outcome(record, job.output, {}, started)
+
     def checksums(self, context: StepContext, endpoint: str, relative_path: str) -> RemoteChecksums:
         """A retried step re-attaches to its hash job still in flight; once read, the record is
         forgotten, so hashing the same path again later in the step measures it again."""
-        target = job_path(self.endpoint_roots, endpoint, relative_path)
+        target = self.facility_path(endpoint, relative_path)
         key = record_key(context, "nersc", hash_step(endpoint, relative_path))
-        recorded = recorded_job(context, key)
-        record = JobRecord(*recorded.split(":")) if recorded else None
         with self.client() as compute:
-            if record is None:
-                tag = f"hash-{uuid.uuid4().hex[:12]}"
-                script = self._script("hash", tag, [str(target)], {})
-                record = _submit_and_record(context, compute, script, key, tag)
-            else:
-                context.log.info(f"NERSC hash: re-attached to Slurm job {record.jobid}")
-            state = self._wait(JobSqueue(jobid=record.jobid, compute=compute), None)
-            if state != JobState.COMPLETED:
-                raise self._failure(compute, "hash", record, state)
+            record = self._unpiped(
+                context, compute, key, "hash", lambda tag: self._script("hash", tag, [target], {})
+            )
             stdout = _download(compute, f"{self.jobs_root}/{record.tag}-{record.jobid}.out")
         forget_job(context, key)
         return read_answer(stdout or "", record.jobid, f"sha256 by NERSC job {record.jobid}")
@@ -159,11 +179,11 @@ class NerscComputeResource(ComputeResource):
     def _run(
         self, context: dg.AssetExecutionContext, step: str, args: Sequence[str], output: str
     ) -> ComputeOutcome:
+        """A payload job whose Pipes messages come back through downloads while it runs."""
         started = time.monotonic()
         key = record_key(context, "nersc", step)
-        recorded = recorded_job(context, key)
-        record = JobRecord(*recorded.split(":")) if recorded else None
-        tag = record.tag if record else f"{step}-{uuid.uuid4().hex[:12]}"
+        record = _recorded(context, key, step)
+        tag = record.tag if record else _new_tag(step)
         with self.client() as compute:
             messages = f"{tag}.pipes.jsonl"
             reader = DownloadedMessageReader(
@@ -177,19 +197,48 @@ class NerscComputeResource(ComputeResource):
                 if record is None:
                     script = self._script(step, tag, args, session.get_bootstrap_env_vars())
                     record = _submit_and_record(context, compute, script, key, tag)
-                else:
-                    context.log.info(f"NERSC {step}: re-attached to Slurm job {record.jobid}")
-                state = self._wait(JobSqueue(jobid=record.jobid, compute=compute), reader)
-                if state != JobState.COMPLETED:
-                    raise self._failure(compute, step, record, state)
+                self._finish(compute, step, record, reader)
             reported = dg.PipesClientCompletedInvocation(session).get_materialize_result()
-        return ComputeOutcome(
-            record.jobid,
-            output,
-            reported.metadata or {},
-            time.monotonic() - started,
-            dg.MetadataValue.text(f"{self.machine}:{self._stderr(record)}"),
-        )
+        return self._outcome(record, output, reported.metadata or {}, started)
+
+    def _unpiped(
+        self,
+        context: StepContext,
+        compute: Compute,
+        key: str,
+        step: str,
+        script: Callable[[str], str],
+    ) -> JobRecord:
+        """The job recorded under ``key``, or a new one running ``script(tag)``, waited for
+        until it completes; it reports nothing while it runs."""
+        record = _recorded(context, key, step)
+        if record is None:
+            tag = _new_tag(step)
+            record = _submit_and_record(context, compute, script(tag), key, tag)
+        self._finish(compute, step, record, None)
+        return record
+
+    def _finish(
+        self,
+        compute: Compute,
+        step: str,
+        record: JobRecord,
+        reader: DownloadedMessageReader | None,
+    ) -> None:
+        """Wait for the job; any end state but COMPLETED is a ``SlurmJobFailed``."""
+        state = self._wait(JobSqueue(jobid=record.jobid, compute=compute), reader)
+        if state != JobState.COMPLETED:
+            raise self._failure(compute, step, record, state)
+
+    def _outcome(
+        self,
+        record: JobRecord,
+        output: str,
+        reported: Mapping[str, dg.MetadataValue],
+        started: float,
+    ) -> ComputeOutcome:
+        log = dg.MetadataValue.text(f"{self.machine}:{self._stderr(record)}")
+        return ComputeOutcome(record.jobid, output, reported, time.monotonic() - started, log)
 
     @contextmanager
     def client(self) -> Iterator[Compute]:
@@ -257,6 +306,21 @@ class NerscComputeResource(ComputeResource):
             exit_code,
             tail,
         )
+
+
+def _new_tag(step: str) -> str:
+    """The name of a new job's log and Pipes files in the jobs folder."""
+    return f"{step}-{uuid.uuid4().hex[:12]}"
+
+
+def _recorded(context: StepContext, key: str, step: str) -> JobRecord | None:
+    """The job an earlier attempt of this step submitted, which this attempt re-attaches to."""
+    recorded = recorded_job(context, key)
+    if not recorded:
+        return None
+    record = JobRecord(*recorded.split(":"))
+    context.log.info(f"NERSC {step}: re-attached to Slurm job {record.jobid}")
+    return record
 
 
 def _submit_and_record(

@@ -1,29 +1,14 @@
-"""The parts of hashing a facility's storage that every compute backend shares: where the path
-is for the facility's jobs, one job record per path, and reading the payload's answer.
-
-Paths follow the transfer resources' rules and errors, so the prune code handles a refused
-endpoint or path the same whichever resource refused it.
+"""The parts of hashing a facility's storage that every compute backend shares: one job record
+per path, and reading the payload's answer. Where the path is for the facility's jobs is
+``ComputeResource.facility_path``, shared with payload and batch jobs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from pathlib import PurePosixPath
 
 from bl832_assets.resources.compute.base import ComputeFailed, RemoteChecksums
-from bl832_assets.resources.transfer.errors import UnknownEndpoint
-from bl832_assets.resources.transfer.paths import safe_relative_path
-
-
-def job_path(roots: Mapping[str, str], endpoint: str, relative_path: str) -> PurePosixPath:
-    """``relative_path`` of ``endpoint`` as the facility's jobs see it."""
-    relative = safe_relative_path(relative_path)
-    root = roots.get(endpoint)
-    if root is None:
-        raise UnknownEndpoint(endpoint, sorted(roots))
-    return PurePosixPath(root) / relative
 
 
 def hash_step(endpoint: str, relative_path: str) -> str:

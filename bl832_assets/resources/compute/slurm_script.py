@@ -6,6 +6,10 @@ does not know (``$HOME``, ``$SLURM_JOB_ID``) are left for bash. A job runs in ``
 the payload writes its Pipes messages there under a relative name. ``$volumes`` mounts every
 folder a job may touch (raw, scratch, jobs and every endpoint root the facility can hash) at
 the same path inside the container, so a path means the same inside and out.
+
+A batch job (``BatchJob``: upstream's own scripts, on the node the beamline asks for) has no
+template: its header comes from the job's Slurm values and its body is its commands, run on
+the node itself, as upstream's scripts load their own modules.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from string import Template
+
+from bl832_assets.resources.compute.base import BatchJob
 
 DEFAULT_TEMPLATE = """#!/bin/bash
 #SBATCH --job-name=bl832-$step
@@ -46,3 +52,24 @@ def render(template: str, *, command: Sequence[str], env: Mapping[str, str], **v
     return Template(template).safe_substitute(
         values, command=shlex.join(command), pipes_env=export_lines(env)
     )
+
+
+def render_batch(job: BatchJob, *, tag: str, jobs_root: str) -> str:
+    """The script for a batch job: its Slurm header (``--gpus`` only when asked for), run in
+    ``jobs_root`` with its output and error files there, where failures are read from, as the
+    template's are; then its commands."""
+    slurm = job.slurm
+    header = [
+        f"--job-name={job.name}",
+        f"--account={slurm['account']}",
+        f"--qos={slurm['qos']}",
+        f"--constraint={slurm['constraint']}",
+        f"--time={slurm['time_limit']}",
+        "--nodes=1",
+        *([f"--gpus={slurm['gpus']}"] if "gpus" in slurm else []),
+        f"--chdir={jobs_root}",
+        f"--output={jobs_root}/{tag}-%j.out",
+        f"--error={jobs_root}/{tag}-%j.err",
+    ]
+    lines = ["#!/bin/bash", *(f"#SBATCH {option}" for option in header)]
+    return "\n".join([*lines, job.script()])
