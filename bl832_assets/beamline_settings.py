@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 
 from bl832_assets.beamlines.bl733.settings import IntegrationSettings
 from bl832_assets.beamlines.bl7012.settings import PtychographySettings
+from bl832_assets.resources.catalog.move_only import MoveOnlyCatalog
 from bl832_assets.settings_parts import SensorSettings, Strict
 
 _DOTTED_ID = re.compile(r"^\d+(\.\d+){1,3}$")
@@ -44,19 +45,11 @@ class ExportControlPolicy(Strict):
     )
 
 
-class CatalogMapping(Strict):
-    """What every catalog record of the beamline says, beyond what its files tell."""
+class CatalogMapping(MoveOnlyCatalog):
+    """The beamline's catalog records: whether there are any, and for a move-only beamline
+    (which has no code to read its files) everything they say beyond the files themselves."""
 
     enabled: bool = Field(default=True, description="Record each dataset in the catalog.")
-    owner_group: str | None = Field(
-        default=None,
-        description="Owner group when the data names no proposal; default: the beamline id.",
-    )
-    access_groups: list[str] = Field(
-        default_factory=list, description="Groups that may read every dataset, besides the owner."
-    )
-    keywords: list[str] = Field(default_factory=list, description="Keywords of every record.")
-    data_format: str = Field(default="", description="The dataFormat field of raw records.")
 
 
 class ProductPlacement(Strict):

@@ -109,12 +109,32 @@ class Flight:
         return [self.origin, *(hop.destination for hop in self.hops)]
 
 
+@dataclass(frozen=True)
+class Route:
+    """Where a beamline's data flies: the probe starts on ``origin`` (its source, whose
+    folder this machine sees) and takes each hop in order. 8.3.2's is a chain, a sectioned
+    beamline's a fan-out from its source to each copy."""
+
+    origin: str
+    hops: tuple[tuple[str, str], ...]
+    job_name: str = "transfer_flight_check"
+
+    @property
+    def text(self) -> str:
+        return ", ".join(f"{src} → {dst}" for src, dst in self.hops)
+
+
 def flight_route(settings: Settings) -> list[str]:
     """The endpoints a new scan travels through, in order."""
     route = [settings.detector, settings.beamline_raw]
     if settings.archive is not None:
         route.append(settings.hpc[settings.archive].raw)
     return route
+
+
+def scan_route(settings: Settings) -> Route:
+    """8.3.2's: the detector → beamline storage → the archive facility chain."""
+    return Route(settings.detector, tuple(itertools.pairwise(flight_route(settings))))
 
 
 def write_probe(folder: Path, relative_path: str, data: bytes) -> None:
@@ -196,21 +216,25 @@ def _hop_op(number: int, source: str, destination: str) -> dg.OpDefinition:
     return hop_op
 
 
-def build_flight_check(settings: Settings) -> tuple[dg.JobDefinition, dg.ScheduleDefinition]:
-    """The flight-check job over the site's scan route and its 12-hourly schedule."""
-    route = flight_route(settings)
-    probe_root = settings.root(settings.detector)
-    hops = [_hop_op(n, src, dst) for n, (src, dst) in enumerate(itertools.pairwise(route), start=1)]
+def build_flight_check(
+    settings: Settings, route: Route | None = None
+) -> tuple[dg.JobDefinition, dg.ScheduleDefinition]:
+    """The flight-check job over a beamline's route (8.3.2's by default) and its 12-hourly
+    schedule. The probe is named after the run, so each flight writes a file never seen
+    before: a copy of the same file every time would prove nothing about writes."""
+    route = route or scan_route(settings)
+    probe_root = settings.root(route.origin)
+    hops = [_hop_op(n, src, dst) for n, (src, dst) in enumerate(route.hops, start=1)]
 
-    @dg.op(description="Write a probe of random bytes into the detector folder.")
+    @dg.op(description="Write a probe of random bytes into the source folder.")
     def launch_probe(context: dg.OpExecutionContext) -> Flight:
         relative = f"{PROBE_FOLDER}/{context.run.run_id}.probe"
         data = os.urandom(PROBE_BYTES)
         write_probe(probe_root, relative, data)
-        flight = Flight(relative, hashlib.sha256(data).hexdigest(), settings.detector)
+        flight = Flight(relative, hashlib.sha256(data).hexdigest(), route.origin)
         context.add_output_metadata(
             {
-                "endpoint": settings.detector,
+                "endpoint": route.origin,
                 "relative_path": relative,
                 "path": dg.MetadataValue.path(str(probe_root / relative)),
                 "size_bytes": len(data),
@@ -250,7 +274,7 @@ def build_flight_check(settings: Settings) -> tuple[dg.JobDefinition, dg.Schedul
     @dg.op(description="Fail the run, naming the hop, when any hop or the clean-up failed.")
     def report(context: dg.OpExecutionContext, flight: Flight) -> str:
         metadata: dict[str, Any] = {
-            "route": " → ".join(route),
+            "route": route.text,
             "probe": flight.relative_path,
             "sha256": flight.sha256,
             "hops": dg.MetadataValue.json([hop.metadata(flight.sha256) for hop in flight.hops]),
@@ -270,8 +294,8 @@ def build_flight_check(settings: Settings) -> tuple[dg.JobDefinition, dg.Schedul
         return f"{len(flight.hops)} hops verified; probe removed from {', '.join(flight.reached())}"
 
     @dg.job(
-        name="transfer_flight_check",
-        description="A probe file flies the scan route, verified per hop, then is removed.",
+        name=route.job_name,
+        description="A probe file flies the data's route, verified per hop, then is removed.",
     )
     def transfer_flight_check() -> None:
         flight = launch_probe()
@@ -280,7 +304,7 @@ def build_flight_check(settings: Settings) -> tuple[dg.JobDefinition, dg.Schedul
         report(remove_probe(flight))
 
     schedule = dg.ScheduleDefinition(
-        name="transfer_flight_check_every_12h",
+        name=f"{route.job_name}_every_12h",
         job=transfer_flight_check,
         cron_schedule=CRON,
         default_status=dg.DefaultScheduleStatus.RUNNING,

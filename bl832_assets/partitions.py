@@ -13,6 +13,13 @@ import dagster as dg
 
 scans = dg.DynamicPartitionsDefinition(name="scans")
 
+
+def beamline_partitions(name: str) -> dg.DynamicPartitionsDefinition:
+    """A sectioned beamline's datasets (``datasets_bl733``): its own set, since a stem means
+    nothing across beamlines."""
+    return dg.DynamicPartitionsDefinition(name=f"datasets_{name}")
+
+
 SCAN_SUFFIX = ".h5"
 MAX_KEY_LENGTH = 200
 
@@ -23,10 +30,17 @@ class BadScanName(ValueError):
 
 def scan_key(relative_path: str) -> str:
     """The partition key of the scan at ``relative_path`` (relative to the detector root)."""
+    return dataset_key(relative_path, (SCAN_SUFFIX,))
+
+
+def dataset_key(relative_path: str, suffixes: tuple[str, ...] | list[str]) -> str:
+    """The partition key of the dataset whose file is at ``relative_path``: its stem, for any
+    beamline, refused with the reason when it cannot be one."""
     name = PurePosixPath(relative_path).name
-    if not name.endswith(SCAN_SUFFIX):
-        raise BadScanName(f"{relative_path!r}: not a {SCAN_SUFFIX} scan")
-    stem = name[: -len(SCAN_SUFFIX)]
+    suffix = next((s for s in suffixes if name.endswith(s)), None)
+    if suffix is None:
+        raise BadScanName(f"{relative_path!r}: not a {' or '.join(suffixes)} file")
+    stem = name[: -len(suffix)]
     if not stem:
         raise BadScanName(f"{relative_path!r}: empty scan name")
     if any(unicodedata.category(ch).startswith("C") for ch in relative_path):

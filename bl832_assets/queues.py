@@ -24,14 +24,20 @@ _RECON_DATASETS = {keys.RECON_TIFF, keys.RECON_ZARR}
 
 
 def queue_for_assets(settings: Settings, assets: Iterable[dg.AssetKey]) -> str:
-    """``local_recon`` when a facility on the local backend computes one of ``assets``,
+    """``local_recon`` when a facility on the local backend computes one of ``assets`` (a
+    reconstruction, or a beamline's product),
     ``facility`` when a remote facility does, else ``transfers``: copies and records only, and
     every op job of the site (prunes, restores, audits, maintenance), which has no assets."""
+    products = {
+        (section.product.scratch, section.product_dataset): section.product.facility
+        for section in settings.beamlines.values()
+        if section.product is not None
+    }
     computing = {
         keys.location_of(key)
         for key in assets
         if keys.location_of(key) in FACILITIES and key.path[-1] in _RECON_DATASETS
-    }
+    } | {products[where] for key in assets if (where := tuple(key.path)) in products}
     if any(getattr(settings.backends, facility) == "local" for facility in computing):
         return settings.queues.local_recon
     if computing:

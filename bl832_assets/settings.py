@@ -297,9 +297,6 @@ def _default_beamlines() -> dict[str, BeamlineSection]:
             export_control=ExportControlPolicy(action="refuse"),
             retention_days={"data733": 180, "nersc733_scratch": 7},
             safe_copies={"data733": ["nersc733"], "nersc733_scratch": ["beegfs733_analysis"]},
-            catalog=CatalogMapping(
-                keywords=["SAXS", "ALS", "7.3.3", "scattering"], data_format="EDF + text header"
-            ),
             product=ProductPlacement(
                 input="nersc733", scratch="nersc733_scratch", home="beegfs733_analysis"
             ),
@@ -314,9 +311,6 @@ def _default_beamlines() -> dict[str, BeamlineSection]:
             export_control=ExportControlPolicy(action="skip_offsite"),
             retention_days={"nersc7012_scratch": 7},
             safe_copies={"nersc7012_scratch": ["data7012_recon"]},
-            catalog=CatalogMapping(
-                keywords=["ptychography", "ALS", "7.0.1.2", "COSMIC"], data_format="CXI"
-            ),
             product=ProductPlacement(
                 input="nersc7012", scratch="nersc7012_scratch", home="data7012_recon"
             ),

@@ -28,3 +28,9 @@ class SensorSettings(Strict):
     max_scans_per_tick: int = Field(
         default=50, ge=1, description="Bound on the work one tick may start."
     )
+    incomplete_after_minutes: float = Field(
+        default=30.0,
+        gt=0,
+        description="A dataset of several files (a 7.3.3 pair) still missing one this long "
+        "after the first settled is reported, once; it is taken whenever the file comes.",
+    )

@@ -26,16 +26,19 @@ class WatchCursor:
     watermark_ns: int | None = None  # newest inode change time already looked at
     at_watermark: list[str] = field(default_factory=list)  # files seen with exactly that ctime
     pending: dict[str, list[int]] = field(default_factory=dict)  # path -> [size, mtime_ns]
+    # Settled files of datasets still missing a file (half a 7.3.3 pair): path ->
+    # [first settled, ns; 1 once reported as incomplete]. Written only when there are some.
+    held: dict[str, list[int]] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "watermark_ns": self.watermark_ns,
-                "at_watermark": self.at_watermark,
-                "pending": self.pending,
-            },
-            sort_keys=True,
-        )
+        state: dict[str, object] = {
+            "watermark_ns": self.watermark_ns,
+            "at_watermark": self.at_watermark,
+            "pending": self.pending,
+        }
+        if self.held:
+            state["held"] = self.held
+        return json.dumps(state, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | None) -> WatchCursor:
@@ -46,6 +49,7 @@ class WatchCursor:
             watermark_ns=data.get("watermark_ns"),
             at_watermark=list(data.get("at_watermark", [])),
             pending={k: list(v) for k, v in data.get("pending", {}).items()},
+            held={k: list(v) for k, v in data.get("held", {}).items()},
         )
 
 
@@ -106,14 +110,16 @@ def observe(
     now_ns: int,
     settle_seconds: float,
     lookback_hours: float,
+    suffixes: tuple[str, ...] = (SCAN_SUFFIX,),
 ) -> Observation:
-    """Look at ``root`` once and report the scan files that are ready to be processed."""
+    """Look at ``root`` once and report the files ending in one of ``suffixes`` that are
+    ready to be processed."""
     first_tick = cursor.watermark_ns is None
     watermark = cursor.watermark_ns or 0
     done_at_watermark = set(cursor.at_watermark)
     oldest_news = now_ns - int(lookback_hours * 3600e9)
     settle_ns = int(settle_seconds * 1e9)
-    obs = Observation(settled=[], cursor=WatchCursor())
+    obs = Observation(settled=[], cursor=WatchCursor(held=dict(cursor.held)))
     fresh: dict[str, os.stat_result] = {}
     changed_at: dict[str, int] = {}  # inode change time of every file looked at
     newest = watermark
@@ -124,7 +130,7 @@ def observe(
         obs.folders_listed += 1
         for entry in entries:
             if (
-                not entry.name.endswith(SCAN_SUFFIX)
+                not entry.name.endswith(suffixes)
                 or entry.name.startswith(".")  # temporaries and other tools' sidecar files
                 or entry.is_dir(follow_symlinks=False)
             ):

@@ -33,7 +33,7 @@ from bl832_assets.science.preview import (
 from bl832_assets.settings import FACILITIES, Settings
 
 
-def _entries(location: Path, checksums: Mapping[str, str]) -> list[FileEntry]:
+def file_entries(location: Path, checksums: Mapping[str, str]) -> list[FileEntry]:
     """Datablock entries for a file or folder, with the checksums the copy verified."""
 
     def entry(path: Path, name: str) -> FileEntry:
@@ -54,9 +54,7 @@ def _link(settings: Settings, pid: str) -> dict[str, object]:
     return {"show": show_command(pid)}
 
 
-def _record_metadata(
-    settings: Settings, record: CatalogRecord, started: float
-) -> dict[str, object]:
+def record_metadata(settings: Settings, record: CatalogRecord, started: float) -> dict[str, object]:
     fields = record.record
     return {
         "pid": record.pid,
@@ -106,12 +104,12 @@ def build_catalog(settings: Settings) -> list[dg.AssetsDefinition]:
             with Image.open(png) as picture:  # the UI's, small enough to render inline
                 inline = inline_markdown(picture.convert("L"), "first projection")
         metadata = read_metadata(path)
-        files = _entries(path, {path.name: _raw_sha256(transfer, copy)})
+        files = file_entries(path, {path.name: _raw_sha256(transfer, copy)})
         with retry_only_if_transient("catalog raw dataset"):
             record = catalog.ingest_raw(str(path), metadata, files, thumbnail=thumbnail)
         return dg.MaterializeResult(
             metadata={
-                **_record_metadata(settings, record, started),
+                **record_metadata(settings, record, started),
                 "thumbnail": dg.MetadataValue.md(inline),
             }
         )
@@ -137,7 +135,7 @@ def build_catalog(settings: Settings) -> list[dg.AssetsDefinition]:
         files = [
             entry
             for product in (tiffs, pyramid)
-            for entry in _entries(
+            for entry in file_entries(
                 Path(str(product["path"])),
                 transfer.checksums(str(product["endpoint"]), str(product["relative_path"])),
             )
@@ -156,6 +154,6 @@ def build_catalog(settings: Settings) -> list[dg.AssetsDefinition]:
                     if k in recon
                 },
             )
-        return dg.MaterializeResult(metadata=_record_metadata(settings, record, started))
+        return dg.MaterializeResult(metadata=record_metadata(settings, record, started))
 
     return [raw_dataset, derived_dataset]

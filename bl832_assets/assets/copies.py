@@ -11,9 +11,10 @@ people open at home shows the previews, centre and facility job of the reconstru
 """
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import PurePosixPath
+from typing import Any, TypeVar
 
 import dagster as dg
 
@@ -30,6 +31,8 @@ from bl832_assets.retention.locations import asset_endpoints, dataset_of
 from bl832_assets.retention.plan import DAY, needs_catalog_record, propose, safe_endpoints
 from bl832_assets.retention.resource import LedgerResource
 from bl832_assets.settings import Settings
+
+_V = TypeVar("_V")
 
 CARRIED_FROM_SOURCE = (
     "preview_xy",
@@ -83,22 +86,45 @@ def _asset_at(settings: Settings, endpoint: str, dataset: str) -> str:
     return endpoint
 
 
-def _checksum_metadata(result: TransferResult, copy: CopyRecord | None) -> dict[str, object]:
+def _checksum_metadata(
+    results: list[TransferResult], copies: list[CopyRecord | None]
+) -> dict[str, object]:
     """The copy's tree digest and who measured it: this copy, where the destination could be
     hashed here, else its source, whose bytes the transfer task verified it holds. Nothing
     where neither was hashed."""
-    if result.sha256:
+    if all(r.sha256 for r in results):
+        merged = {name: digest for r in results for name, digest in r.sha256.items()}
         return {
-            "sha256": tree_digest(result.sha256),
-            "sha256_of": f"this copy at {result.destination}",
+            "sha256": tree_digest(merged),
+            "sha256_of": f"this copy at {results[0].destination}",
         }
-    if copy is None or copy.sha256 is None:
+    if len(results) != 1 or copies[0] is None or copies[0].sha256 is None:
         return {}
+    result, copy = results[0], copies[0]
     return {
         "sha256": copy.sha256,
         "sha256_of": f"the source at {result.source}, which task {result.task_id} verified "
         "this copy against",
     }
+
+
+MANIFEST = "manifest"
+"""Metadata naming a dataset's files when it has several (7.3.3's ``.txt`` and ``.edf``): each
+is copied, hashed and recorded on its own, never their parent folder."""
+
+
+def manifest_of(metadata: Mapping[str, Any]) -> list[str]:
+    """The relative paths a copy moves: the manifest's files, else the one ``relative_path``."""
+    if MANIFEST in metadata:
+        return [str(path) for path in metadata[MANIFEST]]
+    return [str(metadata["relative_path"])]
+
+
+def ledger_dataset(key: dg.AssetKey, relative: str, manifest: bool) -> str:
+    """The ledger's dataset of one copied file: the asset's dataset, and for a manifest the
+    file's suffix too (``raw.txt``, ``raw.edf``), so retention verifies each file."""
+    dataset = key.path[-1]
+    return f"{dataset}{PurePosixPath(relative).suffix}" if manifest else dataset
 
 
 def build_copy(
@@ -110,14 +136,17 @@ def build_copy(
     description: str,
     group: str,
     kinds: set[str],
+    partitions_def: dg.PartitionsDefinition = scans,
+    declared_by: list[dg.AssetKey] = keys.DECLARING_EXPORT_CONTROL,
 ) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinition]:
-    """A copy asset to ``destination`` from the newest of ``upstreams``, and its checksum check."""
+    """A copy asset to ``destination`` from the newest of ``upstreams``, and its checksum check.
+    ``declared_by`` are the assets recording the dataset's export-control flag."""
     location = key.path[0]
 
     @dg.asset(
         key=key,
         deps=upstreams,
-        partitions_def=scans,
+        partitions_def=partitions_def,
         description=description,
         group_name=group,
         kinds=kinds,
@@ -129,37 +158,48 @@ def build_copy(
         context: dg.AssetExecutionContext, transfer: TransferResource, ledger: LedgerResource
     ) -> dg.MaterializeResult:
         source: Recorded = newest_of(context, upstreams)
-        relative = str(source.metadata["relative_path"])
+        files = manifest_of(source.metadata)
         source_endpoint = str(source.metadata["endpoint"])
-        controlled = export_controlled(context, keys.DECLARING_EXPORT_CONTROL)
+        controlled = export_controlled(context, declared_by)
         holder = f"copy:{context.run.run_id}:{key.to_user_string()}:{context.partition_key}"
         started = time.monotonic()
+        results: list[TransferResult] = []
+        copies: list[CopyRecord | None] = []
         with (
             retry_only_if_transient(f"copy to {destination}"),
             ledger.copying(holder, context.partition_key, source_endpoint, destination),
         ):
-            result = transfer.copy(
-                source_endpoint,
-                destination,
-                relative,
-                label=f"{key.to_user_string()} {context.partition_key}",
-                export_controlled=controlled,
-            )
-            copy = record_copy(ledger.ledger(), context, key, source, result, controlled)
+            for relative in files:
+                result = transfer.copy(
+                    source_endpoint,
+                    destination,
+                    relative,
+                    label=f"{key.to_user_string()} {context.partition_key}",
+                    export_controlled=controlled,
+                )
+                dataset = ledger_dataset(key, relative, MANIFEST in source.metadata)
+                results.append(result)
+                copies.append(
+                    record_copy(ledger.ledger(), context, source, result, controlled, dataset)
+                )
+        copy = copies[0]
         return dg.MaterializeResult(
             metadata={
-                **_location_metadata(settings, destination, relative),
+                **_location_metadata(settings, destination, files[0]),
+                **({MANIFEST: dg.MetadataValue.json(files)} if MANIFEST in source.metadata else {}),
                 **source.carried(CARRIED_FROM_SOURCE),
-                "source_endpoint": result.source,
+                "source_endpoint": source_endpoint,
                 "export_control": controlled,
-                "task_id": result.task_id,
-                "size_bytes": result.bytes_total,
-                "bytes_transferred": result.bytes_transferred,
-                "files": result.files_transferred + result.files_skipped,
-                "files_skipped": result.files_skipped,
+                "task_id": ", ".join(r.task_id for r in results),
+                "size_bytes": sum(r.bytes_total for r in results),
+                "bytes_transferred": sum(r.bytes_transferred for r in results),
+                "files": sum(r.files_transferred + r.files_skipped for r in results),
+                "files_skipped": sum(r.files_skipped for r in results),
                 # Which files this copy wrote; the first hundred, a TIFF stack has thousands.
-                "transferred_files": dg.MetadataValue.json(list(result.transferred[:100])),
-                **_checksum_metadata(result, copy),
+                "transferred_files": dg.MetadataValue.json(
+                    [name for r in results for name in r.transferred][:100]
+                ),
+                **_checksum_metadata(results, copies),
                 **({"retention": retention_of(settings, copy)} if copy else {}),
                 "seconds": round(time.monotonic() - started, 3),
             }
@@ -171,18 +211,18 @@ def build_copy(
         description="The copy's sha256 equals the source's, file by file; where this machine "
         "cannot hash the copy (Globus, storage not mounted here), its file names and sizes.",
         blocking=True,
-        partitions_def=scans,
+        partitions_def=partitions_def,
     )
     def copy_matches_source(
         context: dg.AssetCheckExecutionContext, transfer: TransferResource
     ) -> dg.AssetCheckResult:
         recorded = require_metadata(context, key)
-        relative = str(recorded["relative_path"])
+        files = manifest_of(recorded)
         try:
-            copy = transfer.checksums(destination, relative)
+            copy = _merged(transfer.checksums, destination, files)
         except ChecksumUnavailable:
             return _compare_sizes(transfer, recorded, destination)
-        reference = _source_checksums(transfer, str(recorded["source_endpoint"]), relative)
+        reference = _source_checksums(transfer, str(recorded["source_endpoint"]), files)
         if reference is None and "sha256" not in recorded:
             return _compare_sizes(transfer, recorded, destination)  # nothing hashed to compare
         return _compare_checksums(copy, reference, recorded, destination)
@@ -190,19 +230,29 @@ def build_copy(
     return copy_asset, copy_matches_source
 
 
+def _merged(
+    measure: Callable[[str, str], dict[str, _V]], endpoint: str, files: list[str]
+) -> dict[str, _V]:
+    """One measurement (checksums, listing) of every file of a dataset, keyed as one."""
+    merged: dict[str, _V] = {}
+    for relative in files:
+        merged |= measure(endpoint, relative)
+    return merged
+
+
 def record_copy(
     ledger: CopyLedger,
     context: dg.AssetExecutionContext,
-    key: dg.AssetKey,
     source: Recorded,
     result: TransferResult,
     controlled: bool,
+    dataset: str,
 ) -> CopyRecord | None:
     """Put both ends of a verified copy in the ledger: the new copy, made now, and its source,
     first seen when its own asset was recorded. Where the destination could not be hashed
     here (Globus, not mounted), its bytes are the source's, proven by the task's checksum
     verification, so the source's digest stands for both. Returns the new copy's record."""
-    scan, dataset = context.partition_key, key.path[-1]
+    scan, key = context.partition_key, context.asset_key
     digest = tree_digest(result.sha256) if result.sha256 else None
     files = result.files_transferred + result.files_skipped
     seen = CopyFacts(
@@ -248,14 +298,14 @@ def _differing(copy: Mapping[str, object], reference: Mapping[str, object]) -> l
 
 
 def _source_checksums(
-    transfer: TransferResource, source: str, relative: str
+    transfer: TransferResource, source: str, files: list[str]
 ) -> dict[str, str] | None:
     """The source's sha256 per file; None when it is gone (retention pruned it) or cannot be
     hashed from here, and only the copy's own record is left to compare with."""
-    if not transfer.exists(source, relative):
+    if not all(transfer.exists(source, relative) for relative in files):
         return None
     try:
-        return transfer.checksums(source, relative)
+        return _merged(transfer.checksums, source, files)
     except ChecksumUnavailable:
         return None
 
@@ -295,11 +345,11 @@ def _compare_sizes(
     here. The bytes themselves were proven by Globus (verify_checksum) when the task ran; this
     catches what can happen after: a truncated, missing or extra file. Against a source that is
     gone, only the file count and total size recorded at copy time are left to compare."""
-    relative = str(recorded["relative_path"])
+    files = manifest_of(recorded)
     source = str(recorded["source_endpoint"])
-    copy = transfer.listing(destination, relative)
-    if transfer.exists(source, relative):
-        differing = _differing(copy, transfer.listing(source, relative))
+    copy = _merged(transfer.listing, destination, files)
+    if all(transfer.exists(source, relative) for relative in files):
+        differing = _differing(copy, _merged(transfer.listing, source, files))
         passed, against = not differing, source
     else:
         passed = (len(copy), sum(copy.values())) == (recorded["files"], recorded["size_bytes"])

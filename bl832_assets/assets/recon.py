@@ -8,22 +8,19 @@ launchpad (``ReconConfig``). The pyramid repeats the centre and options of the r
 it was built from, so the pyramid's copies show them too.
 """
 
-import time
-from contextlib import AbstractContextManager
-
 import dagster as dg
 from pydantic import Field
 
 from bl832_assets import keys
-from bl832_assets.assets.copies import retention_of
 from bl832_assets.assets.failures import retry_only_if_transient, retry_policy
-from bl832_assets.assets.records import export_controlled, newest_of, require_metadata
+from bl832_assets.assets.products import claims, product_materialization, record_product
+from bl832_assets.assets.records import newest_of, require_metadata
 from bl832_assets.partitions import scans
-from bl832_assets.resources.compute.base import ComputeOutcome, ComputeResource
-from bl832_assets.retention.ledger import CopyFacts, CopyRecord
-from bl832_assets.retention.resource import LedgerResource
+from bl832_assets.resources.compute.base import ComputeResource
 from bl832_assets.science.options import OptionsError, ReconOptions
 from bl832_assets.settings import Settings
+
+DECLARED = keys.DECLARING_EXPORT_CONTROL
 
 FROM_RECONSTRUCTION = ("centre", "centre_method", "centre_confidence", "options")
 """What the pyramid repeats from the reconstruction it was built from."""
@@ -54,70 +51,6 @@ class ReconConfig(dg.Config):
             return defaults.overridden(**self.model_dump())
         except OptionsError as exc:
             raise dg.Failure(description=f"run config: {exc}", allow_retries=False) from exc
-
-
-def _claims(
-    context: dg.AssetExecutionContext, reads: str, writes: str
-) -> AbstractContextManager[None]:
-    """While a facility job runs, its input is pinned and its output location claimed, so no
-    prune removes the scan it reads or the product it is rewriting."""
-    ledger: LedgerResource = context.resources.ledger
-    holder = f"compute:{context.run.run_id}:{context.asset_key.to_user_string()}"
-    return ledger.copying(holder, context.partition_key, reads, writes)
-
-
-def _record_product(
-    context: dg.AssetExecutionContext, endpoint: str, output: str
-) -> CopyRecord | None:
-    """A facility's product enters the ledger when it is made, so its scratch copy can be
-    pruned even if it never comes home; a product made again replaces the record of the one
-    before. Its checksum is filled in by the copy that brings it home, which hashes it.
-    Returns the product's record."""
-    ledger: LedgerResource = context.resources.ledger
-    dataset = context.asset_key.path[-1]
-    ledger.ledger().record_made(
-        CopyFacts(
-            scan=context.partition_key,
-            endpoint=endpoint,
-            dataset=dataset,
-            asset_key=context.asset_key.to_user_string(),
-            relative_path=output,
-            size_bytes=None,
-            files=None,
-            sha256=None,
-            made_at=time.time(),
-            made_by=context.run.run_id,
-            export_controlled=export_controlled(context, keys.DECLARING_EXPORT_CONTROL),
-        )
-    )
-    return ledger.ledger().get(context.partition_key, endpoint, dataset)
-
-
-def _materialization(
-    settings: Settings,
-    facility: str,
-    outcome: ComputeOutcome,
-    product: CopyRecord | None,
-    carried: dict[str, dg.MetadataValue] | None = None,
-) -> dg.MaterializeResult:
-    endpoint = settings.hpc[facility].scratch
-    reported = {k: v for k, v in outcome.reported.items() if k not in ("path", "seconds")}
-    if "seconds" in outcome.reported:  # the payload's own time, without queue and start-up
-        reported["payload_seconds"] = outcome.reported["seconds"].value
-    return dg.MaterializeResult(
-        metadata={
-            **(carried or {}),
-            **reported,
-            "endpoint": endpoint,
-            "relative_path": outcome.output,
-            "path": dg.MetadataValue.path(settings.location_of(endpoint, outcome.output)),
-            "facility": facility,
-            "facility_job_id": outcome.job_id,
-            "facility_log": outcome.log,
-            **({"retention": retention_of(settings, product)} if product else {}),
-            "seconds": round(outcome.seconds, 3),
-        }
-    )
 
 
 def build_recon(settings: Settings, facility: str) -> list[dg.AssetsDefinition]:
@@ -151,11 +84,13 @@ def build_recon(settings: Settings, facility: str) -> list[dg.AssetsDefinition]:
         options = config.options(settings.recon)
         with (
             retry_only_if_transient(f"{name} reconstruction"),
-            _claims(context, settings.hpc[facility].raw, scratch),
+            claims(context, settings.hpc[facility].raw, scratch),
         ):
             outcome = compute(context).reconstruct(context, scan, options)
-            product = _record_product(context, scratch, outcome.output)
-        return _materialization(settings, facility, outcome, product)
+            product = record_product(
+                context, scratch, outcome.output, keys.DECLARING_EXPORT_CONTROL
+            )
+        return product_materialization(settings, facility, scratch, outcome, product)
 
     @dg.asset(
         key=keys.key(facility, keys.RECON_ZARR),
@@ -168,10 +103,12 @@ def build_recon(settings: Settings, facility: str) -> list[dg.AssetsDefinition]:
     def recon_zarr(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         reconstruction = newest_of(context, [tiff_key])
         tiffs = str(reconstruction.metadata["relative_path"])
-        with retry_only_if_transient(f"{name} pyramid"), _claims(context, scratch, scratch):
+        with retry_only_if_transient(f"{name} pyramid"), claims(context, scratch, scratch):
             outcome = compute(context).build_pyramid(context, tiffs)
-            product = _record_product(context, scratch, outcome.output)
+            product = record_product(
+                context, scratch, outcome.output, keys.DECLARING_EXPORT_CONTROL
+            )
         carried = reconstruction.carried(FROM_RECONSTRUCTION)
-        return _materialization(settings, facility, outcome, product, carried)
+        return product_materialization(settings, facility, scratch, outcome, product, carried)
 
     return [recon_tiff, recon_zarr]

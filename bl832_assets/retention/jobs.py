@@ -40,9 +40,12 @@ def prune_job_name(endpoint: str) -> str:
 
 
 def build_prune_jobs(
-    settings: Settings,
+    settings: Settings, endpoints: list[str] | None = None
 ) -> tuple[list[dg.JobDefinition], list[dg.ScheduleDefinition]]:
-    jobs = [_prune_job(settings, endpoint) for endpoint in settings.retention_days]
+    """Prune jobs of ``endpoints`` (every pruned one by default): a beamline's code location
+    holds those of its own storage."""
+    chosen = settings.retention_days if endpoints is None else endpoints
+    jobs = [_prune_job(settings, endpoint) for endpoint in chosen]
     schedules = [
         dg.ScheduleDefinition(
             name=f"{job.name}_schedule",
