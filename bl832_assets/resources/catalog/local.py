@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
@@ -39,6 +40,8 @@ from bl832_assets.resources.catalog.mapping import (
 from bl832_assets.resources.catalog.records import DatasetKind
 from bl832_assets.science.dx import ScanMetadata
 
+LOCK_TIMEOUT_SECONDS = 30
+_WAL_RETRY_SECONDS = 0.01
 SCHEMA_VERSION = 1  # PRAGMA user_version; 0: a new file, or one without the beamline column
 # scan_key is the dataset's key (its partition key), named when only 8.3.2's scans had one.
 _SCHEMA = """
@@ -159,11 +162,26 @@ class LocalCatalogResource(CatalogResource):
 
     def _connect(self) -> sqlite3.Connection:
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.database, timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
+        db = sqlite3.connect(self.database, timeout=LOCK_TIMEOUT_SECONDS, isolation_level=None)
+        _use_wal(db)
         if _version(db) < SCHEMA_VERSION:
             _migrate(db)
         return db
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Write-ahead logging, so readers never wait for the writer. Switching a new file to it
+    needs the file alone, and SQLite refuses that at once, without waiting, to a connection it
+    would otherwise deadlock: when several runs open a new catalog together, they retry."""
+    deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+        time.sleep(_WAL_RETRY_SECONDS)
 
 
 @contextmanager
