@@ -86,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
         help="local: the embedded backends; fake: the production resources against local "
         "fakes of Globus, NERSC, Globus Compute and SciCat",
     )
+    demo.add_argument(
+        "--beamline",
+        help="one beamline, by id (8.3.2, 7.3.3, 7.0.1.2, 9.3.1) or section name (bl733); "
+        "default: 8.3.2 and then every beamline the settings configure",
+    )
 
     commands.add_parser("pools", help="apply the settings' pool limits to the site's instance")
 
@@ -293,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from bl832_assets.cli.site import demo
 
-            return demo(args.facilities)
+            return demo(args.facilities, args.beamline)
     except (SettingsError, ValueError, OSError) as exc:
         print(f"bl832 {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1

@@ -97,14 +97,15 @@ def _preview(settings: Settings, report: RunReport) -> None:
     print(f"middle slice: {png}")
 
 
-def demo(facilities: str = "local") -> int:
-    """``bl832 demo``: a synthetic scan from the detector to the pyramid.
+def demo(facilities: str = "local", beamline: str | None = None) -> int:
+    """``bl832 demo``: a synthetic scan from the detector to the pyramid, then a dataset of
+    every other beamline through its graph (``--beamline`` picks one).
 
     ``local`` runs on the embedded backends of the site's settings. ``fake`` starts the four
-    facility fakes and runs the same graph through the production resources (globus-sdk,
+    facility fakes and runs the same graphs through the production resources (globus-sdk,
     sfapi-client, globus-compute-sdk, pyscicat) pointed at them."""
     if facilities == "local":
-        status = _demo(load_settings())
+        status = _demo_beamlines(load_settings(), beamline)
         print("\nBrowse the lineage: `make dev`, then http://127.0.0.1:3000 (Assets → Lineage).")
         return status
     from bl832_assets.fakes.site import running_fakes
@@ -114,7 +115,7 @@ def demo(facilities: str = "local") -> int:
         os.environ.update(fakes.environment)  # the resources read their secrets from here
         settings = Settings.model_validate(fakes.settings)
         print(f"demo: fakes of Globus, NERSC SF API, Globus Compute and SciCat under {home}")
-        status = _demo(settings)
+        status = _demo_beamlines(settings, beamline)
         print(
             f"\nfakes: {len(fakes.globus.tasks)} Globus task(s), {len(fakes.sfapi.jobs)} Slurm "
             f"job(s), {len(fakes.compute.tasks)} Compute task(s), "
@@ -124,6 +125,22 @@ def demo(facilities: str = "local") -> int:
         "\nThe fakes stopped with the demo. For the UI against them: `make fakes`, then the "
         "`make dev` line it prints."
     )
+    return status
+
+
+def _demo_beamlines(settings: Settings, beamline: str | None) -> int:
+    """8.3.2's demo, then each configured beamline's, or only ``beamline``'s."""
+    from bl832_assets.cli.beamline_demo import demo_beamline, section_name
+
+    if beamline in (None, "8.3.2", "bl832"):
+        status = _demo(settings)
+        if beamline is not None:
+            return status
+        names = list(settings.beamlines)
+    else:
+        status, names = 0, [section_name(settings, str(beamline))]
+    for name in names:
+        status |= demo_beamline(settings, name)
     return status
 
 

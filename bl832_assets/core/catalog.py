@@ -4,7 +4,7 @@ beamline's code maps the fields; the core collects files, checksums and links, t
 for every beamline."""
 
 import time
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import dagster as dg
 
@@ -110,18 +110,25 @@ def build_beamline_catalog(
         product = newest_of(context, [keys.product]).metadata
         at_home = require_metadata(context, keys.product_home)
         relatives = manifest_of(at_home)
-        fields = code.derived_record(section, context.partition_key, str(raw["pid"]), product)
+        pid = str(raw["pid"])
+        catalogued = catalog.get(pid)
+        if catalogued is None:
+            raise dg.Failure(
+                description=f"raw record {pid} is not in the catalog; materialize "
+                f"{keys.catalog_raw.to_user_string()} again first",
+                allow_retries=False,
+            )
+        home_root = settings.root(product_home)
+        files = _files(transfer, product_home, home_root, relatives)
+        fields = code.derived_record(section, catalogued, pid, product, files)
+        folder = home_root / relatives[0]
         record = DatasetRecord(
             beamline=section.id,
             key=context.partition_key,
             kind="derived",
-            fields={
-                "sourceFolder": str(
-                    settings.root(product_home) / PurePosixPath(relatives[0]).parent
-                ),
-                **fields,
-            },
-            files=tuple(_files(transfer, product_home, settings.root(product_home), relatives)),
+            # The copy at home is what people open, wherever the facility wrote it first.
+            fields={**fields, "sourceFolder": str(folder if folder.is_dir() else folder.parent)},
+            files=tuple(files),
         )
         with retry_only_if_transient(f"catalog {section.id} derived dataset"):
             result = catalog.ingest_dataset(record)

@@ -10,6 +10,7 @@ import dagster as dg
 from bl832_assets.assets.copies import build_copy
 from bl832_assets.core.catalog import build_beamline_catalog
 from bl832_assets.core.code import BeamlineCode
+from bl832_assets.core.codes import code_for
 from bl832_assets.core.intake import dataset_intake
 from bl832_assets.core.keys import BeamlineKeys
 from bl832_assets.core.product import build_product_home
@@ -59,9 +60,10 @@ def build_beamline_graph(settings: Settings, keys: BeamlineKeys, code: BeamlineC
     return graph
 
 
-def build_beamline_definitions(settings: Settings, name: str, code: BeamlineCode) -> dg.Definitions:
-    """The code location of ``settings.beamlines[name]``."""
+def build_beamline_definitions(settings: Settings, name: str) -> dg.Definitions:
+    """The definitions of ``settings.beamlines[name]``, served by its kind's code."""
     keys = BeamlineKeys(name, settings.beamlines[name])
+    code = code_for(keys.section)
     section = keys.section
     graph = build_beamline_graph(settings, keys, code)
     pruned = [e for e in section.endpoints() if e in section.retention_days]
@@ -89,4 +91,14 @@ def build_beamline_definitions(settings: Settings, name: str, code: BeamlineCode
         schedules=[flight_schedule, *prune_schedules],
         resources=build_resources(settings),
         executor=dg.in_process_executor,
+    )
+
+
+def location_definitions(settings: Settings, *names: str) -> dg.Definitions:
+    """The definitions of the sections ``names`` that the site configures. A site without a
+    section still loads the location, empty: its workspace lists every beamline the platform
+    serves, and a beamline this site does not run simply has nothing there."""
+    present = [name for name in names if name in settings.beamlines]
+    return dg.Definitions.merge(
+        dg.Definitions(), *(build_beamline_definitions(settings, name) for name in present)
     )

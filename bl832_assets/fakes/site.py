@@ -25,7 +25,7 @@ from bl832_assets.fakes.globus_transfer import TOKEN as GLOBUS_AUTH_TOKEN
 from bl832_assets.fakes.globus_transfer import FakeGlobus
 from bl832_assets.fakes.scicat import FakeSciCat
 from bl832_assets.fakes.sfapi import FakeSfApi
-from bl832_assets.settings import DEFAULT_LAYOUT
+from bl832_assets.settings import DEFAULT_JOB_PATHS, DEFAULT_LAYOUT
 
 with warnings.catch_warnings():  # authlib.jose warns that it is deprecated, on import
     warnings.simplefilter("ignore")
@@ -38,6 +38,8 @@ NERSC_PATHS = {
     "/pscratch/sd/a/alsdev/8.3.2/scratch": "nersc/pscratch",
     "/pscratch/sd/a/alsdev/8.3.2/jobs": "nersc/jobs",
     "/global/cfs/cdirs/als/data_mover/8.3.2/scratch": "nersc/cfs_results",
+    # the other beamlines' NERSC endpoints, where settings say their jobs see them
+    **{path: DEFAULT_LAYOUT[name][1] for name, path in DEFAULT_JOB_PATHS.items()},
 }
 """What NERSC jobs see → the site folder the SF API fake maps it to."""
 
@@ -128,6 +130,7 @@ def _settings(
                 "root": folder if facility == "als" else None,
                 "collection_id": collection_id(name),
                 "onsite": facility == "als",
+                "job_path": DEFAULT_JOB_PATHS.get(name),
             }
             for name, (facility, folder) in DEFAULT_LAYOUT.items()
         },

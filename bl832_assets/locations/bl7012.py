@@ -3,11 +3,10 @@
 
 import dagster as dg
 
-from bl832_assets.beamlines.bl7012.code import Ptychography
-from bl832_assets.core.location import build_beamline_definitions
+from bl832_assets.core.location import location_definitions
 from bl832_assets.settings import load_settings
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return build_beamline_definitions(load_settings(), "bl7012", Ptychography())
+    return location_definitions(load_settings(), "bl7012")

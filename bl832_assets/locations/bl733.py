@@ -3,11 +3,10 @@ azimuthally integrated into 1-D profiles."""
 
 import dagster as dg
 
-from bl832_assets.beamlines.bl733.code import Saxs
-from bl832_assets.core.location import build_beamline_definitions
+from bl832_assets.core.location import location_definitions
 from bl832_assets.settings import load_settings
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return build_beamline_definitions(load_settings(), "bl733", Saxs())
+    return location_definitions(load_settings(), "bl733")

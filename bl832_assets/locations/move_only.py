@@ -4,8 +4,7 @@ share this one location; their names carry each beamline's prefix."""
 
 import dagster as dg
 
-from bl832_assets.core.location import build_beamline_definitions
-from bl832_assets.core.move_only import MoveOnly
+from bl832_assets.core.location import location_definitions
 from bl832_assets.settings import load_settings
 
 
@@ -13,6 +12,4 @@ from bl832_assets.settings import load_settings
 def defs() -> dg.Definitions:
     settings = load_settings()
     sections = [n for n, s in settings.beamlines.items() if s.kind == "move_only"]
-    return dg.Definitions.merge(
-        *(build_beamline_definitions(settings, name, MoveOnly()) for name in sections)
-    )
+    return location_definitions(settings, *sections)

@@ -94,7 +94,8 @@ def _compute(settings: Settings, facility: str) -> dg.ConfigurableResource:
                 "secret": dg.EnvVar(nersc.secret_env),
             }
         )
-        roots = {site.raw: nersc.raw_root, site.scratch: nersc.scratch_root}
+        roots = {**_job_paths(settings, facility), site.raw: nersc.raw_root}
+        roots[site.scratch] = nersc.scratch_root
         results = settings.archive_results  # the endpoint keeping results long-term
         if results is not None and settings.endpoints[results].facility == facility:
             roots[results] = nersc.results_root
@@ -121,5 +122,18 @@ def _compute(settings: Settings, facility: str) -> dg.ConfigurableResource:
         client_secret=dg.EnvVar(globus.client_secret_env),
         auth_url=globus.auth_url or "",
         compute_url=globus.compute_url or "",
-        endpoint_roots={site.raw: endpoint.raw_root, site.scratch: endpoint.scratch_root},
+        endpoint_roots={
+            **_job_paths(settings, facility),
+            site.raw: endpoint.raw_root,
+            site.scratch: endpoint.scratch_root,
+        },
     )
+
+
+def _job_paths(settings: Settings, facility: str) -> dict[str, str]:
+    """The facility's endpoints its jobs see where settings say (other beamlines' storage)."""
+    return {
+        name: endpoint.job_path
+        for name, endpoint in settings.endpoints.items()
+        if endpoint.facility == facility and endpoint.job_path
+    }

@@ -211,9 +211,13 @@ def _what_was_made(product: Mapping[str, Any], files: list[FileEntry]) -> dict[s
 
     recon = next(Path(f.path) for f in files if f.path.endswith(RECON_SUFFIX))
     made = dict(product)
-    made.setdefault("image", image_names(recon)[-1])
-    made.setdefault("object_shape", list(read_image(recon).shape))
-    made.setdefault("object_pixel_m", list(read_header(recon).object_pixel_m))
-    made.setdefault("iterations", made.get("params", {}).get("ptychocam", {}).get("n_iter"))
+    if "image" not in made:
+        made["image"] = image_names(recon)[-1]
+    if "object_shape" not in made:
+        made["object_shape"] = list(read_image(recon).shape)
+    if "object_pixel_m" not in made:  # upstream's tools keep the scan's geometry in the file
+        made["object_pixel_m"] = list(read_header(recon).object_pixel_m)
+    if "iterations" not in made:
+        made["iterations"] = made.get("params", {}).get("ptychocam", {}).get("n_iter")
     made["path"] = str(recon)
     return made
