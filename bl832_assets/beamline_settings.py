@@ -22,7 +22,7 @@ from bl832_assets.settings_parts import SensorSettings, Strict
 
 _DOTTED_ID = re.compile(r"^\d+(\.\d+){1,3}$")
 _NAME = re.compile(r"^bl[0-9a-z]+$")
-RAW = "raw"
+RAW = "dataset"
 """The raw dataset's name in asset keys and the copy ledger, for every sectioned beamline."""
 PRODUCTS = {"saxs": "profile", "ptychography": "ptycho"}
 """The product dataset's name of each kind of beamline code."""

@@ -40,8 +40,8 @@ def test_defaults_give_an_embedded_site_under_bl832_home(
         "data931": 180,
     }
     assert settings.retention.safe_copies["data733"] == {
-        "raw.txt": ["nersc733"],
-        "raw.edf": ["nersc733"],
+        "dataset.txt": ["nersc733"],
+        "dataset.edf": ["nersc733"],
     }
     assert "nersc_cfs" not in settings.retention_days  # the archive keeps for ever
     assert settings.retention.safe_copies["data832_raw"] == {"raw_scan": ["nersc_cfs"]}

@@ -25,6 +25,7 @@ from ui_support import (
     whole_page_screenshot,
 )
 
+from bl832_assets.core.location import build_beamline_definitions
 from bl832_assets.definitions import build_definitions
 
 SCREENSHOTS = REPO / "test-output" / "browser"
@@ -150,8 +151,15 @@ def catalog_entry(
 def test_global_lineage_shows_a_node_for_every_asset(
     page: Page, ui_url: str, ui_site: UiSite
 ) -> None:
-    graph = build_definitions(ui_site.settings()).resolve_asset_graph()
-    expected = Counter(key.path[-1] for key in graph.get_all_asset_keys())
+    settings = ui_site.settings()
+    locations = [build_definitions(settings)] + [
+        build_beamline_definitions(settings, name) for name in settings.beamlines
+    ]
+    expected = Counter(
+        key.path[-1]
+        for defs in locations
+        for key in defs.resolve_asset_graph().get_all_asset_keys()
+    )
 
     page.goto(f"{ui_url}/asset-groups", wait_until="networkidle")
     page.get_by_text("Global asset lineage").wait_for()
@@ -170,6 +178,16 @@ def test_global_lineage_shows_a_node_for_every_asset(
         expected
     )
     assert {label: shown[label] for label in expected} == dict(expected)
+
+
+def test_the_ui_shows_a_code_location_per_beamline(page: Page, ui_url: str) -> None:
+    page.goto(f"{ui_url}/locations", wait_until="networkidle")
+    for name in ("bl832", "bl733", "bl7012", "move_only"):
+        page.get_by_role("link", name=name, exact=True).first.wait_for()
+    body = page.inner_text("body")
+    assert "error" not in body.lower(), body
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "code-locations.png"), full_page=True)
 
 
 def test_home_copy_says_where_it_lives_its_size_and_checksum(
