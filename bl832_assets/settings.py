@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bl832_assets.beamline_settings import (
@@ -59,6 +60,19 @@ class Endpoint(Strict):
         description="Where the facility's jobs see the endpoint's root (NERSC: a CFS or "
         "pscratch path), for a beamline's product jobs that read or write it.",
     )
+
+    @field_validator("collection_id")
+    @classmethod
+    def _a_collection_is_a_uuid(cls, value: str | None) -> str | None:
+        """Upstream's registry carries placeholders ("TBD") that fail only when a transfer
+        first runs; here they fail when the settings load. Several endpoints may name one
+        collection with different ``collection_path`` roots (BeeGFS, NERSC's alsdev)."""
+        if value is not None:
+            try:
+                uuid.UUID(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a Globus collection UUID") from None
+        return value
 
 
 class HpcSite(Strict):

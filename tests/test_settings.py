@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -182,7 +183,7 @@ def test_where_data_is_reads_as_a_path_here_or_a_globus_address(tmp_path: Path) 
                 name: {
                     "facility": "als" if name.startswith(("spot", "data")) else "nersc",
                     "root": name if name.startswith(("spot", "data")) else None,
-                    "collection_id": f"c-{name}",
+                    "collection_id": _collection(name),
                     "collection_path": "/global/cfs/als" if name == "nersc_cfs" else "/",
                     "onsite": name.startswith(("spot", "data")),
                 }
@@ -202,12 +203,49 @@ def test_where_data_is_reads_as_a_path_here_or_a_globus_address(tmp_path: Path) 
 
     assert settings.location_of("data832_raw", "p/s.h5") == str(tmp_path / "data832_raw/p/s.h5")
     assert (
-        settings.location_of("nersc_cfs", "p/s.h5") == "globus://c-nersc_cfs/global/cfs/als/p/s.h5"
+        settings.location_of("nersc_cfs", "p/s.h5")
+        == f"globus://{_collection('nersc_cfs')}/global/cfs/als/p/s.h5"
     )
-    assert settings.location_of("nersc_pscratch", "p/rec") == "globus://c-nersc_pscratch/p/rec"
+    assert (
+        settings.location_of("nersc_pscratch", "p/rec")
+        == f"globus://{_collection('nersc_pscratch')}/p/rec"
+    )
     assert settings.visible("spot832") and not settings.visible("nersc_cfs")
     with pytest.raises(SettingsError, match="nersc_cfs: not visible on this machine"):
         settings.root("nersc_cfs")
+
+
+def _collection(name: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+
+
+def test_a_placeholder_collection_fails_at_load(tmp_path: Path) -> None:
+    """Upstream's registry has "TBD" collections that fail only at the first transfer."""
+    config = tmp_path / "site.yaml"
+    config.write_text(
+        "endpoints:\n  data531: {facility: als, root: d, onsite: true, collection_id: TBD}\n"
+    )
+    with pytest.raises(
+        SettingsError, match=r"endpoints\.data531\.collection_id: 'TBD' is not a Globus"
+    ):
+        load_settings(config)
+
+
+def test_endpoints_may_share_a_collection_with_different_roots(tmp_path: Path) -> None:
+    beegfs = _collection("beegfs")
+    shared = {
+        name: {
+            "facility": "als",
+            "root": name,
+            "onsite": True,
+            "collection_id": beegfs,
+            "collection_path": f"/beamline_staging/{name}/raw",
+        }
+        for name in ("bl733", "bl931")
+    }
+    defaults = Settings(home=tmp_path).model_dump(mode="json")["endpoints"]
+    settings = Settings.model_validate({"home": str(tmp_path), "endpoints": {**defaults, **shared}})
+    assert settings.endpoints["bl733"].collection_id == settings.endpoints["bl931"].collection_id
 
 
 def test_a_pruned_endpoint_must_name_a_safe_copy(tmp_path: Path) -> None:
