@@ -42,6 +42,9 @@ class BeamlineCode(Protocol):
     """The part of a beamline that is its own. Every method may raise ``ValueError`` (a
     ``ScanFormatError``) naming the file and the problem."""
 
+    product_kinds: frozenset[str]
+    """What the product is made of, as the UI tags its copies (``csv``, ``cxi``)."""
+
     def read(self, section: BeamlineSection, files: list[Path]) -> DatasetFacts:
         """Validate a settled dataset (its files, in the section's suffix order)."""
         ...

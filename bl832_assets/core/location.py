@@ -56,7 +56,7 @@ def build_beamline_graph(settings: Settings, keys: BeamlineKeys, code: BeamlineC
         graph += build_beamline_catalog(settings, keys, code)
     if section.product is not None:
         graph += code.product(settings, keys)
-        graph += build_product_home(settings, keys, {str(section.product_dataset)})
+        graph += build_product_home(settings, keys, set(code.product_kinds))
     return graph
 
 

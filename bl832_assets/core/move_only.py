@@ -21,6 +21,8 @@ HDF5_SUFFIXES = (".h5", ".hdf5", ".nxs", ".cxi")
 class MoveOnly:
     """``BeamlineCode`` from settings alone."""
 
+    product_kinds = frozenset()
+
     def read(self, section: BeamlineSection, files: list[Path]) -> DatasetFacts:
         for path in files:
             if path.stat().st_size == 0:

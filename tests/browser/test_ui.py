@@ -149,8 +149,18 @@ def catalog_entry(
 
 
 def test_global_lineage_shows_a_node_for_every_asset(
-    page: Page, ui_url: str, ui_site: UiSite
+    browser: Browser, ui_url: str, ui_site: UiSite
 ) -> None:
+    # Tall enough for every code location's groups: nodes out of view are not drawn.
+    context = browser.new_context(viewport={"width": 2400, "height": 3000})
+    context.set_default_timeout(30_000)
+    try:
+        _check_global_lineage(context.new_page(), ui_url, ui_site)
+    finally:
+        context.close()
+
+
+def _check_global_lineage(page: Page, ui_url: str, ui_site: UiSite) -> None:
     settings = ui_site.settings()
     locations = [build_definitions(settings)] + [
         build_beamline_definitions(settings, name) for name in settings.beamlines
@@ -165,10 +175,10 @@ def test_global_lineage_shows_a_node_for_every_asset(
     page.get_by_text("Global asset lineage").wait_for()
     # The graph is drawn: a group's name is in the side tree first and on its node second.
     page.locator('text="catalog" >> visible=true').nth(1).wait_for(state="visible")
-    node = page.locator('text="recon_zarr" >> visible=true').first  # a hidden copy measures it
-    if not node.is_visible():
-        page.keyboard.press("Alt+e")  # "Expand all groups" (⌥E): the groups open collapsed
-    node.wait_for(state="visible")
+    # "Expand all groups" (⌥E): with several code locations some groups open collapsed.
+    page.keyboard.press("Alt+e")
+    page.locator('text="ptycho" >> visible=true').first.wait_for(state="visible")
+    page.locator('text="recon_zarr" >> visible=true').first.wait_for(state="visible")
     page.wait_for_load_state("networkidle")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "global-lineage.png"), full_page=True)
@@ -183,8 +193,9 @@ def test_global_lineage_shows_a_node_for_every_asset(
 def test_the_ui_shows_a_code_location_per_beamline(page: Page, ui_url: str) -> None:
     page.goto(f"{ui_url}/locations", wait_until="networkidle")
     for name in ("bl832", "bl733", "bl7012", "move_only"):
-        page.get_by_role("link", name=name, exact=True).first.wait_for()
+        page.get_by_text(name, exact=True).first.wait_for()
     body = page.inner_text("body")
+    assert "4 code locations" in body and body.count("Loaded") == 4, body
     assert "error" not in body.lower(), body
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "code-locations.png"), full_page=True)

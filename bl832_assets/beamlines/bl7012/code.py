@@ -45,6 +45,8 @@ def recon_name(scan: str) -> str:
 class Ptychography:
     """``BeamlineCode`` of 7.0.1.2."""
 
+    product_kinds = frozenset({"cxi", "png"})
+
     def read(self, section: BeamlineSection, files: list[Path]) -> DatasetFacts:
         from bl832_assets.beamlines.bl7012.cxi import read_header
 

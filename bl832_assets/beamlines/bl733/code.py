@@ -37,6 +37,8 @@ def _pair(files: list[Path]) -> Pair:
 class Saxs:
     """``BeamlineCode`` of 7.3.3."""
 
+    product_kinds = frozenset({"csv", "png"})
+
     def read(self, section: BeamlineSection, files: list[Path]) -> DatasetFacts:
         from bl832_assets.beamlines.bl733.readers import field_value, read_metadata
 
