@@ -45,6 +45,12 @@ CARRIED_FROM_SOURCE = (
     "facility",
     "facility_job_id",
     "facility_log",
+    # other beamlines' products: 7.3.3's profile, 7.0.1.2's object
+    "preview_profile",
+    "peaks_q",
+    "preview_amplitude",
+    "preview_phase",
+    "engine",
 )
 """Entries a copy publishes again, unchanged, from its source's record where the source has
 them: a result's science and provenance travel with it from the facility to home and on to

@@ -332,3 +332,23 @@ def test_each_flight_check_writes_a_probe_never_seen_before(world: World) -> Non
     assert probes[0] != probes[1]
     for endpoint in ("data733", "beegfs733", "nersc733"):
         assert not list(settings.root(endpoint).rglob("*.probe"))
+
+
+def test_home_copies_show_the_product_previews(
+    world: World, saxs: SaxsRun, ptycho: PtychoRun
+) -> None:
+    from bl832_assets.assets.records import latest_record
+
+    _, instance = world
+    shown = {
+        "beegfs733_analysis/profile": ("agbh_cal_2m", {"preview_profile", "peaks_q"}),
+        "data7012_recon/ptycho": (
+            "NS_261204001_ccdframes_0_0",
+            {"preview_amplitude", "preview_phase", "engine"},
+        ),
+    }
+    for asset, (key, names) in shown.items():
+        record = latest_record(instance, dg.AssetKey.from_user_string(asset), key)
+        assert record is not None and names <= set(record.metadata), asset
+        previews = [v for n, v in record.metadata.items() if n.startswith("preview_")]
+        assert all(str(v).startswith("![") and "data:image/png;base64," in str(v) for v in previews)
