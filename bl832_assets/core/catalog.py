@@ -72,16 +72,17 @@ def build_beamline_catalog(
         copy = require_metadata(context, home_key)
         root = settings.root(home)
         relatives = manifest_of(copy)
-        mapped = code.raw_record(section, context.partition_key, [root / r for r in relatives])
-        record = DatasetRecord(
-            beamline=section.id,
-            key=context.partition_key,
-            kind="raw",
-            fields=mapped.fields,
-            files=tuple(_files(transfer, home, root, relatives)),
-            thumbnail=mapped.thumbnail,
-        )
+        # The mapping and the checksums too: a file the mapping cannot read fails once.
         with retry_only_if_transient(f"catalog {section.id} raw dataset"):
+            mapped = code.raw_record(section, context.partition_key, [root / r for r in relatives])
+            record = DatasetRecord(
+                beamline=section.id,
+                key=context.partition_key,
+                kind="raw",
+                fields=mapped.fields,
+                files=tuple(_files(transfer, home, root, relatives)),
+                thumbnail=mapped.thumbnail,
+            )
             result = catalog.ingest_dataset(record)
         shown = {"thumbnail": dg.MetadataValue.md(mapped.inline)} if mapped.inline else {}
         return dg.MaterializeResult(
@@ -119,18 +120,22 @@ def build_beamline_catalog(
                 allow_retries=False,
             )
         home_root = settings.root(product_home)
-        files = _files(transfer, product_home, home_root, relatives)
-        fields = code.derived_record(section, catalogued, pid, product, files)
         folder = home_root / relatives[0]
-        record = DatasetRecord(
-            beamline=section.id,
-            key=context.partition_key,
-            kind="derived",
-            # The copy at home is what people open, wherever the facility wrote it first.
-            fields={**fields, "sourceFolder": str(folder if folder.is_dir() else folder.parent)},
-            files=tuple(files),
-        )
+        # The mapping too: a run it cannot describe fails once, not after every retry's delay.
         with retry_only_if_transient(f"catalog {section.id} derived dataset"):
+            files = _files(transfer, product_home, home_root, relatives)
+            fields = code.derived_record(section, catalogued, pid, product, files)
+            record = DatasetRecord(
+                beamline=section.id,
+                key=context.partition_key,
+                kind="derived",
+                # The copy at home is what people open, wherever the facility wrote it first.
+                fields={
+                    **fields,
+                    "sourceFolder": str(folder if folder.is_dir() else folder.parent),
+                },
+                files=tuple(files),
+            )
             result = catalog.ingest_dataset(record)
         return dg.MaterializeResult(metadata=record_metadata(settings, result, started))
 

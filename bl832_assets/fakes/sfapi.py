@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import os
 import re
 import secrets
 import subprocess
@@ -82,10 +83,14 @@ class FakeSfApi:
     no default, so a fake never silently lets everyone in or no one. The key may be the private
     JWK a test hands the client as its secret (one value for both sides); only its public members
     are kept, which is all NERSC holds for a client and all a signature check needs.
+
+    ``job_environment`` is exported to every job, on top of this process's environment: what
+    NERSC's modules would provide, such as where the tools the jobs call find their Python.
     """
 
     paths: Mapping[str, Path]
     clients: Mapping[str, str] = field(kw_only=True)
+    job_environment: Mapping[str, str] = field(default_factory=dict, kw_only=True)
     machine: str = "perlmutter"
     machine_status: str = "active"
     jobs: dict[str, FakeJob] = field(default_factory=dict)
@@ -162,7 +167,12 @@ class FakeSfApi:
         err.parent.mkdir(parents=True, exist_ok=True)
         with out.open("ab") as stdout, err.open("ab") as stderr:
             job.process = subprocess.Popen(
-                ["bash", "-s"], stdin=subprocess.PIPE, stdout=stdout, stderr=stderr, cwd=workdir
+                ["bash", "-s"],
+                stdin=subprocess.PIPE,
+                stdout=stdout,
+                stderr=stderr,
+                cwd=workdir,
+                env={**os.environ, **self.job_environment},
             )
             if job.state == "CANCELLED":  # cancelled before it started
                 job.process.kill()

@@ -25,7 +25,7 @@ from bl832_assets.fakes.globus_transfer import TOKEN as GLOBUS_AUTH_TOKEN
 from bl832_assets.fakes.globus_transfer import FakeGlobus
 from bl832_assets.fakes.scicat import FakeSciCat
 from bl832_assets.fakes.sfapi import FakeSfApi
-from bl832_assets.settings import DEFAULT_JOB_PATHS, DEFAULT_LAYOUT
+from bl832_assets.settings import DEFAULT_JOB_PATHS, DEFAULT_LAYOUT, _default_beamlines
 
 with warnings.catch_warnings():  # authlib.jose warns that it is deprecated, on import
     warnings.simplefilter("ignore")
@@ -42,6 +42,12 @@ NERSC_PATHS = {
     **{path: DEFAULT_LAYOUT[name][1] for name, path in DEFAULT_JOB_PATHS.items()},
 }
 """What NERSC jobs see → the site folder the SF API fake maps it to."""
+
+PTYCHOCAM_STANDIN = Path(__file__).with_name("ptychocam_standin.sh")
+"""Plays upstream's ptychocam script in 7.0.1.2's GPU jobs: its command line, this engine."""
+PTYCHOCAM_ITERATIONS = 40
+"""Enough for the stand-in to reconstruct a synthetic scan well (object error ≈ 0.02; 20
+iterations leave ≈ 0.04) in about a second."""
 
 # No container runtime here: the fake's jobs run the payload from this installation, which is
 # the "site environment" way of the NERSC template.
@@ -100,6 +106,7 @@ def running_fakes(home: Path, *, poll_seconds: float = 0.2) -> Iterator[FakeSite
     sfapi = FakeSfApi(
         paths={path: home / folder for path, folder in NERSC_PATHS.items()},
         clients={environment["SFAPI_CLIENT_ID"]: environment["SFAPI_SECRET"]},
+        job_environment={"BL832_PYTHON": sys.executable},  # the stand-in's interpreter
     )
     compute = FakeGlobusCompute(list(endpoints.values()), token=GLOBUS_AUTH_TOKEN)
     with ExitStack() as stack:
@@ -169,7 +176,19 @@ def _settings(
             for facility, endpoint_id in compute_endpoints.items()
         },
         "catalog": {"url": urls["scicat"], "username": "ingestor"},
+        "beamlines": _beamlines(),
     }
+
+
+def _beamlines() -> dict[str, Any]:
+    """The default beamlines, 7.0.1.2's GPU job running the stand-in for ptychocam."""
+    beamlines = {
+        name: section.model_dump(mode="json") for name, section in _default_beamlines().items()
+    }
+    ptychography = beamlines["bl7012"]["ptychography"]
+    ptychography["gpu"]["ptychocam_script"] = str(PTYCHOCAM_STANDIN)
+    ptychography["tools"]["ptychocam"]["n_iter"] = PTYCHOCAM_ITERATIONS
+    return beamlines
 
 
 def _private_key() -> str:

@@ -35,6 +35,7 @@ from bl832_assets.beamlines.bl7012.params import (
 from bl832_assets.beamlines.bl7012.synth import write_synthetic_scan
 from bl832_assets.fakes.globus_compute import FakeGlobusCompute
 from bl832_assets.fakes.sfapi import FakeSfApi
+from bl832_assets.fakes.site import PTYCHOCAM_STANDIN
 from bl832_assets.resources.compute.base import (
     BatchJob,
     ComputeFailed,
@@ -56,7 +57,7 @@ RAW, SCRATCH = "raw", "scratch"  # the endpoints, and the folders standing in fo
 CFS, PSCRATCH = "/global/cfs/cdirs/als/data_mover/7.3.3", "/pscratch/sd/a/alsdev/7.3.3"
 NERSC_JOBS = "/pscratch/sd/a/alsdev/jobs"
 CLIENT_ID, TOKEN, ALCF_ENDPOINT = "bl832testclnt", "compute-test-token", str(uuid.uuid4())
-STANDIN = str(Path(__file__).with_name("ptychocam_standin.sh"))
+STANDIN = str(PTYCHOCAM_STANDIN)
 # 7.0.1.2's GPU job settings with the stand-in for ptychocam, and the node they ask Slurm for.
 GPU = GpuJobSettings(ptychocam_script=STANDIN, gpus=2)
 GPU_SLURM = {

@@ -83,12 +83,14 @@ def reconstruction_fields(
     dataset's; the engine is the software, its parameters the job's."""
     stem = raw["datasetName"]
     engine = str(run["engine"])
+    # The CPU engine reports its Fourier error; upstream's tools in a GPU job report none.
+    error = None if run.get("final_error") is None else float(run["final_error"])
     return {
         **derived_from(raw, raw_pid, files),
         "datasetName": f"{stem} ptychographic reconstruction",
         "sourceFolder": str(PurePath(str(run["path"])).parent),
-        "description": f"{engine} reconstruction of {stem}, "
-        f"final Fourier error {float(run['final_error']):.3g}",
+        "description": f"{engine} reconstruction of {stem}"
+        + ("" if error is None else f", final Fourier error {error:.3g}"),
         "keywords": unique([*raw["keywords"], "reconstruction"]),
         "usedSoftware": [engine],
         "jobParameters": dict(run["params"]),
@@ -98,6 +100,6 @@ def reconstruction_fields(
             "object_shape": list(run["object_shape"]),
             "object_pixel_m": list(run["object_pixel_m"]),
             "iterations": run["iterations"],
-            "final_error": float(run["final_error"]),
+            **({} if error is None else {"final_error": error}),
         },
     }
