@@ -521,7 +521,14 @@ class DeploySettings(Strict):
 
     host: str = Field(default="127.0.0.1", description="Address the services listen on.")
     webserver_port: int = Field(default=3000, ge=1, le=65535)
-    code_server_port: int = Field(default=4266, ge=1, le=65535)
+    code_server_port: int = Field(
+        default=4266,
+        ge=1,
+        le=65535,
+        description="Port of the first code location's code server; each code location has "
+        "its own, on consecutive ports in the order of bl832_assets/deploy/locations.py "
+        "(default: bl832 4266, bl733 4267, bl7012 4268, move_only 4269).",
+    )
     worker_queues: list[str] | None = Field(
         default=None, description="Queues the local Celery worker serves; default: all of them."
     )

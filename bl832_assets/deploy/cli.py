@@ -10,7 +10,13 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from bl832_assets.deploy.environment import Layout, database_url, environment, write_instance
-from bl832_assets.deploy.services import LocationFailed, Service, metrics_available, services
+from bl832_assets.deploy.services import (
+    LocationFailed,
+    Service,
+    metrics_available,
+    services,
+    start_groups,
+)
 from bl832_assets.deploy.supervisor import (
     DeployFailed,
     State,
@@ -25,6 +31,11 @@ from bl832_assets.settings import Settings, load_settings
 
 STOP_FIRST = ["daemon"]
 """Stopped before the rest, so no run is launched while the worker finishes its own."""
+
+STOP_ALSO = ["metrics", "code-server"]
+"""Stopped if recorded, though :func:`services` may not name them: the exporter of an
+installation without it, and the one code server of a deployment started before each code
+location had its own."""
 
 
 def start() -> int:
@@ -43,8 +54,7 @@ def start() -> int:
     )
     started: list[Service] = []
     try:
-        first, *rest = services(settings)
-        for group in ([first], rest):
+        for group in start_groups(settings):
             fresh = []
             for service in group:
                 pid = running(layout, service.name)
@@ -77,7 +87,7 @@ def stop() -> int:
     settings = load_settings()
     layout = Layout.of(settings)
     timeout = settings.deploy.stop_timeout_seconds
-    names = list(dict.fromkeys([*(s.name for s in services(settings)), "metrics"]))
+    names = list(dict.fromkeys([*(s.name for s in services(settings)), *STOP_ALSO]))
     stop_groups(layout, STOP_FIRST, timeout, print)
     stop_groups(layout, [n for n in names if n not in STOP_FIRST], timeout, print)
     kill_stragglers(layout, print)

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import yaml
 
+from bl832_assets.deploy.locations import code_servers
 from bl832_assets.settings import Settings, SettingsError
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "deploy"
@@ -67,6 +68,8 @@ class Layout:
 
     @property
     def workspace(self) -> Path:
+        """deploy/workspace.yaml: one grpc_server entry per code location, each addressed by
+        variables that :func:`environment` sets from the settings."""
         return TEMPLATES / "workspace.yaml"
 
 
@@ -93,12 +96,13 @@ def environment(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
         {
             "BL832_HOME": str(settings.home),
             "DAGSTER_HOME": str(layout.dagster_home),
-            "BL832_CODE_SERVER_HOST": settings.deploy.host,
-            "BL832_CODE_SERVER_PORT": str(settings.deploy.code_server_port),
             "PATH": f"{BIN}{os.pathsep}{base.get('PATH', os.defpath)}",
             MARKER: str(layout.folder),
         }
     )
+    # Where deploy/workspace.yaml finds each location's code server.
+    for server in code_servers(settings):
+        env.update(server.address())
     return env
 
 

@@ -14,10 +14,9 @@ from typing import Protocol
 import requests
 
 from bl832_assets.deploy.environment import BIN, Layout
+from bl832_assets.deploy.locations import LOCATIONS, CodeServer, code_servers
 from bl832_assets.settings import Settings
 
-LOCATION = "bl832"
-DEFINITIONS = "bl832_assets.definitions"
 CELERY_APP = "bl832_assets.deploy.celery_app"
 
 
@@ -61,27 +60,30 @@ class Page:
             return False
 
 
-LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries {
+WORKSPACE = """{ workspaceOrError { ... on Workspace { locationEntries {
   name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
 
 
 class LocationFailed(RuntimeError):
-    """The webserver answers, but the code location failed to load; the message says why."""
+    """The webserver answers, but a code location failed to load; the message says which and
+    why."""
 
 
 @dataclass(frozen=True)
 class CodeLocation:
-    """The webserver's GraphQL says every code location is loaded (a load error is raised)."""
+    """The webserver's GraphQL lists every named code location, each loaded (a load error is
+    raised)."""
 
     url: str
+    names: tuple[str, ...]
 
     @property
     def what(self) -> str:
-        return f"{self.url} (code location loaded)"
+        return f"{self.url} ({len(self.names)} code locations loaded)"
 
     def answers(self, env: Mapping[str, str]) -> bool:
         try:
-            response = requests.post(f"{self.url}/graphql", json={"query": LOCATIONS}, timeout=10)
+            response = requests.post(f"{self.url}/graphql", json={"query": WORKSPACE}, timeout=10)
             entries = response.json()["data"]["workspaceOrError"].get("locationEntries") or []
         except (requests.RequestException, ValueError, KeyError, TypeError):
             return False
@@ -89,7 +91,8 @@ class CodeLocation:
             error = entry["locationOrLoadError"] or {}
             if error.get("__typename") == "PythonError":
                 raise LocationFailed(f"code location {entry['name']}: {error['message']}")
-        return bool(entries) and all(e["loadStatus"] == "LOADED" for e in entries)
+        loaded = {e["name"] for e in entries if e["loadStatus"] == "LOADED"}
+        return set(self.names) <= loaded
 
 
 @dataclass(frozen=True)
@@ -148,29 +151,40 @@ def metrics_available() -> bool:
     return importlib.util.find_spec("bl832_assets.cli.metrics") is not None
 
 
+def code_server(server: CodeServer) -> Service:
+    """``dagster code-server start`` for one location (bl832-code-server@.service runs the
+    same)."""
+    return Service(
+        server.name,
+        [
+            str(BIN / "dagster"),
+            "code-server",
+            "start",
+            "-h",
+            server.host,
+            "-p",
+            str(server.port),
+            "-m",
+            server.module,
+            "--location-name",
+            server.location,
+        ],
+        Port(server.host, server.port),
+    )
+
+
 def services(settings: Settings) -> list[Service]:
-    """Code server first (the webserver and daemon load the code from it), then the rest."""
+    """Every process, in the order of :func:`start_groups`."""
+    return [service for group in start_groups(settings) for service in group]
+
+
+def start_groups(settings: Settings) -> list[list[Service]]:
+    """The code servers first, one per location, started together (the webserver and daemon
+    load the code from them), then the rest."""
     deploy, layout = settings.deploy, Layout.of(settings)
     workspace = str(layout.workspace)
     queues = deploy.worker_queues or settings.queues.all()
-    found = [
-        Service(
-            "code-server",
-            [
-                str(BIN / "dagster"),
-                "code-server",
-                "start",
-                "-h",
-                deploy.host,
-                "-p",
-                str(deploy.code_server_port),
-                "-m",
-                DEFINITIONS,
-                "--location-name",
-                LOCATION,
-            ],
-            Port(deploy.host, deploy.code_server_port),
-        ),
+    rest = [
         Service(
             "webserver",
             [
@@ -182,7 +196,7 @@ def services(settings: Settings) -> list[Service]:
                 "-w",
                 workspace,
             ],
-            CodeLocation(f"http://{deploy.host}:{deploy.webserver_port}"),
+            CodeLocation(f"http://{deploy.host}:{deploy.webserver_port}", tuple(LOCATIONS)),
         ),
         Service("daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace], Heartbeat()),
         Service(
@@ -209,11 +223,11 @@ def services(settings: Settings) -> list[Service]:
     ]
     if metrics_available():
         metrics = settings.metrics
-        found.append(
+        rest.append(
             Service(
                 "metrics",
                 [str(BIN / "bl832"), "metrics"],
                 Page(f"http://{metrics.host}:{metrics.port}/metrics"),
             )
         )
-    return found
+    return [[code_server(server) for server in code_servers(settings)], rest]

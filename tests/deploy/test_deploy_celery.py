@@ -1,8 +1,9 @@
-"""The production deployment with the real services: ``bl832 deploy start`` runs the code
-server, webserver, daemon, a Celery worker and the metrics exporter on a fresh PostgreSQL
-database and the machine's RabbitMQ. A scan dropped on the detector is dispatched by the real
-daemon's ``new_scans`` and its run executes inside the worker; a worker killed mid-run is
-noticed by run monitoring, the run failed and retried; ``bl832 deploy stop`` leaves nothing.
+"""The production deployment with the real services: ``bl832 deploy start`` runs a code server
+per code location, webserver, daemon, a Celery worker and the metrics exporter on a fresh
+PostgreSQL database and the machine's RabbitMQ. A scan dropped on the detector is dispatched by
+the real daemon's ``new_scans`` and its run executes inside the worker; a worker killed mid-run
+is noticed by run monitoring, the run failed and retried; one location's code server restarts
+without touching the others; ``bl832 deploy stop`` leaves nothing.
 
 The tests share one deployment and run in file order: each leaves it as the next expects.
 """
@@ -22,6 +23,7 @@ from dagster_services import group_gone, wait_for
 from deployment_support import PROCESSES, Deployment, deployment, environment_of
 from scan_support import detector_scan
 
+from bl832_assets.deploy.locations import LOCATIONS
 from bl832_assets.deploy.supervisor import log_file, stragglers
 from bl832_assets.queues import QUEUE_TAG
 
@@ -197,6 +199,58 @@ def test_a_worker_killed_mid_run_is_noticed_and_the_run_failed_then_retried(
         # Restarting on the same database kept the history.
         assert _finished(instance, FIRST).status == dg.DagsterRunStatus.SUCCESS
     print(f"worker loss noticed {noticed:.1f} s after SIGKILL")
+
+
+ENTRIES = """{ workspaceOrError { ... on Workspace { locationEntries {
+  name loadStatus updatedTimestamp locationOrLoadError { __typename } } } } }"""
+
+
+def _locations(site: Deployment) -> dict[str, dict]:
+    """The webserver's entry for each code location, by name."""
+    url = f"http://127.0.0.1:{site.settings.deploy.webserver_port}/graphql"
+    data = requests.post(url, json={"query": ENTRIES}, timeout=10).json()["data"]
+    return {e["name"]: e for e in data["workspaceOrError"]["locationEntries"]}
+
+
+def test_one_location_s_code_server_restarts_without_touching_the_others(
+    site: Deployment,
+) -> None:
+    """Each code location has its own code server: one stopped leaves every other process, and
+    the other locations, as they were; ``bl832 deploy start`` brings back just that one, and the
+    webserver loads its location again from the new server."""
+    restarted = "code-server-bl733"
+    before = site.remember()
+    assert set(before) == set(PROCESSES)
+    entries = _locations(site)
+    assert set(entries) == set(LOCATIONS)
+    assert all(e["loadStatus"] == "LOADED" for e in entries.values()), entries
+    loaded_at = entries["bl733"]["updatedTimestamp"]
+    os.killpg(before[restarted], signal.SIGTERM)
+    wait_for("bl733's code server gone", lambda: group_gone(before[restarted]), 60)
+    for location in set(LOCATIONS) - {"bl733"}:
+        entry = _locations(site)[location]
+        assert entry["locationOrLoadError"]["__typename"] == "RepositoryLocation", entry
+
+    result = site.deploy("start")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{restarted}: started" in result.stdout
+    for name in set(before) - {restarted}:
+        assert f"{name}: already running (pid {before[name]})" in result.stdout
+    after = site.remember()
+    assert after[restarted] != before[restarted]
+    assert {n: p for n, p in after.items() if n != restarted} == {
+        n: p for n, p in before.items() if n != restarted
+    }
+
+    def reloaded() -> bool:
+        entry = _locations(site)["bl733"]
+        return (
+            entry["updatedTimestamp"] > loaded_at
+            and entry["loadStatus"] == "LOADED"
+            and entry["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+        )
+
+    wait_for("bl733 loaded from its new code server", reloaded, 60)
 
 
 def test_deploy_stop_leaves_no_process_behind(site: Deployment) -> None:

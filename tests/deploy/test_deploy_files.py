@@ -1,6 +1,7 @@
 """The deployment's files agree with each other and with the code: the production instance
 loads on PostgreSQL from the environment alone, every process runs the same command in the
-systemd units and in compose, the queues they serve are the ones runs are routed to, and every
+systemd units and in compose, each code location of workspace.yaml has a code server of its own
+on its own port everywhere, the queues they serve are the ones runs are routed to, and every
 variable they read is in the example environment file, with no secret written anywhere."""
 
 from __future__ import annotations
@@ -16,15 +17,34 @@ import pytest
 import yaml
 from deployment_support import fresh_database
 
-from bl832_assets.deploy.environment import LOCAL_SERVICES, TEMPLATES
+from bl832_assets.deploy.environment import LOCAL_SERVICES, TEMPLATES, environment
 from bl832_assets.deploy.launcher import SiteCeleryRunLauncher
+from bl832_assets.deploy.locations import (
+    LOCATIONS,
+    CodeServer,
+    code_servers,
+    host_variable,
+    port_variable,
+)
+from bl832_assets.deploy.services import code_server, services
 from bl832_assets.queues import QUEUE_TAG
 from bl832_assets.retention.jobs import PRUNE_TAG
-from bl832_assets.settings import Backends, CatalogSettings, QueueSettings, Settings
+from bl832_assets.settings import (
+    Backends,
+    CatalogSettings,
+    DeploySettings,
+    QueueSettings,
+    Settings,
+    SettingsError,
+)
 
 REPO = TEMPLATES.parent
 UNITS = TEMPLATES / "systemd"
 SERVICES = sorted(UNITS.glob("*.service"))
+CODE_SERVER_UNIT = "bl832-code-server@"
+LOCATION_FILE = "/opt/bl832/deploy/systemd/locations/%i.env"
+DEFAULT_SERVERS = code_servers(Settings(home=Path("/tmp/site")))
+"""Each location's code server with the default settings: the ports the units and compose use."""
 
 
 def _env_refs(node: Any) -> set[str]:
@@ -52,6 +72,21 @@ def _unit(path: Path) -> dict[str, list[str]]:
             key, value = line.split("=", 1)
             found.setdefault(key, []).append(value)
     return found
+
+
+def _unit_environment(path: Path) -> dict[str, str]:
+    return dict(v.split("=", 1) for v in _unit(path).get("Environment", []))
+
+
+def _location_file(location: str) -> dict[str, str]:
+    """deploy/systemd/locations/LOCATION.env, as systemd reads it for that instance."""
+    path = UNITS / "locations" / f"{location}.env"
+    lines = path.read_text().splitlines()
+    return dict(li.split("=", 1) for li in lines if li and not li.startswith("#"))
+
+
+def _addresses(servers: list[CodeServer]) -> dict[str, str]:
+    return {name: value for server in servers for name, value in server.address().items()}
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +184,9 @@ def test_the_example_environment_names_every_variable_the_deployment_reads() -> 
 @pytest.mark.parametrize("path", SERVICES, ids=lambda p: p.name)
 def test_each_unit_reads_secrets_from_the_environment_file_and_restarts(path: Path) -> None:
     unit = _unit(path)
-    assert unit["EnvironmentFile"] == ["/etc/bl832/bl832.env"]
+    # A code server also reads its location's module and port, after (over) the secrets.
+    own = [LOCATION_FILE] if path.stem == CODE_SERVER_UNIT else []
+    assert unit["EnvironmentFile"] == ["/etc/bl832/bl832.env", *own]
     environment = dict(v.split("=", 1) for v in unit["Environment"])
     assert environment["DAGSTER_HOME"]
     assert environment["PATH"].startswith("/opt/bl832/.venv/bin:")
@@ -159,12 +196,74 @@ def test_each_unit_reads_secrets_from_the_environment_file_and_restarts(path: Pa
     assert "password" not in path.read_text().lower()
 
 
+def test_the_deployment_serves_the_code_locations_of_the_workspace() -> None:
+    """One list of locations (bl832_assets/deploy/locations.py): the repository's workspace.yaml
+    loads the same modules under the same names, and deploy/workspace.yaml reaches each at the
+    variables ``bl832 deploy`` sets."""
+    development = yaml.safe_load((REPO / "workspace.yaml").read_text())["load_from"]
+    loaded = {
+        e["python_module"]["location_name"]: e["python_module"]["module_name"] for e in development
+    }
+    assert list(loaded.items()) == list(LOCATIONS.items())
+    production = yaml.safe_load((TEMPLATES / "workspace.yaml").read_text())["load_from"]
+    assert [e["grpc_server"] for e in production] == [
+        {
+            "host": {"env": host_variable(location)},
+            "port": {"env": port_variable(location)},
+            "location_name": location,
+        }
+        for location in LOCATIONS
+    ]
+
+
+def test_each_location_gets_a_code_server_on_consecutive_ports_from_the_settings() -> None:
+    settings = Settings(home=Path("/tmp/site"), deploy=DeploySettings(code_server_port=5100))
+    servers = code_servers(settings)
+    assert [(s.location, s.module, s.port) for s in servers] == [
+        (location, module, 5100 + offset)
+        for offset, (location, module) in enumerate(LOCATIONS.items())
+    ]
+    # The deployment's environment points deploy/workspace.yaml at exactly those.
+    env = environment(settings, {})
+    for server in servers:
+        assert env[host_variable(server.location)] == "127.0.0.1"
+        assert env[port_variable(server.location)] == str(server.port)
+    # Each runs as a process of its own, all started before the webserver and the daemon.
+    names = [service.name for service in services(settings)]
+    assert names[: len(LOCATIONS)] == [server.name for server in servers]
+    assert len(set(names)) == len(names)
+    assert [server.port for server in DEFAULT_SERVERS] == [4266, 4267, 4268, 4269]
+
+
+def test_code_server_ports_past_65535_are_refused() -> None:
+    settings = Settings(home=Path("/tmp/site"), deploy=DeploySettings(code_server_port=65534))
+    with pytest.raises(SettingsError, match=r"deploy\.code_server_port: 65534 leaves no room"):
+        code_servers(settings)
+
+
 def test_the_units_run_the_commands_bl832_deploy_runs() -> None:
     commands = {p.stem: _unit(p)["ExecStart"][0].split() for p in SERVICES}
-    assert commands["bl832-code-server"][1:] == [
-        "code-server", "start", "-h", "127.0.0.1", "-p", "4266",
-        "-m", "bl832_assets.definitions", "--location-name", "bl832",
+    assert commands[CODE_SERVER_UNIT][1:] == [
+        "code-server", "start", "-h", "127.0.0.1", "-p", "${BL832_LOCATION_PORT}",
+        "-m", "${BL832_LOCATION_MODULE}", "--location-name", "%i",
     ]  # fmt: skip
+    for server in DEFAULT_SERVERS:
+        own = _location_file(server.location)
+        assert set(own) == {"BL832_LOCATION_PORT", "BL832_LOCATION_MODULE"}
+        instance = [
+            own.get(word[2:-1], word) if word.startswith("${") else word
+            for word in commands[CODE_SERVER_UNIT]
+        ]
+        instance = [server.location if word == "%i" else word for word in instance]
+        assert instance[1:] == code_server(server).argv[1:], server.location
+    assert sorted(p.stem for p in (UNITS / "locations").glob("*.env")) == sorted(LOCATIONS)
+    # The webserver and the daemon reach every code server where it listens, and come after it.
+    wanted = [f"bl832-code-server@{location}.service" for location in LOCATIONS]
+    for name in ("bl832-webserver", "bl832-daemon"):
+        unit = UNITS / f"{name}.service"
+        assert _addresses(DEFAULT_SERVERS).items() <= _unit_environment(unit).items(), name
+        assert _unit(unit)["After"] == [" ".join(wanted)]
+        assert _unit(unit)["Wants"] == [" ".join(wanted)]
     assert commands["bl832-webserver"][0].endswith("/dagster-webserver")
     assert commands["bl832-daemon"][1:3] == ["run", "-w"]
     worker = commands["bl832-worker@"]
@@ -174,6 +273,8 @@ def test_the_units_run_the_commands_bl832_deploy_runs() -> None:
     target = (UNITS / "bl832.target").read_text()
     for queue in QueueSettings().all():
         assert f"bl832-worker@{queue}.service" in target
+    for location in LOCATIONS:
+        assert f"bl832-code-server@{location}.service" in target
 
 
 def test_the_units_verify_with_systemd(tmp_path: Path) -> None:
@@ -188,7 +289,12 @@ def test_the_units_verify_with_systemd(tmp_path: Path) -> None:
     (tmp_path / "bl832-worker@transfers.service").write_text(
         (tmp_path / "bl832-worker@.service").read_text()
     )
-    names = [p.name for p in tmp_path.iterdir() if p.name != "bl832-worker@.service"]
+    for location in LOCATIONS:
+        (tmp_path / f"bl832-code-server@{location}.service").write_text(
+            (tmp_path / "bl832-code-server@.service").read_text()
+        )
+    templates = {"bl832-worker@.service", "bl832-code-server@.service"}
+    names = [p.name for p in tmp_path.iterdir() if p.name not in templates]
     result = subprocess.run(
         [verify, "verify", "--man=no", *(f"./{n}" for n in sorted(names))],
         cwd=tmp_path,
@@ -202,9 +308,7 @@ def test_the_units_verify_with_systemd(tmp_path: Path) -> None:
 def test_compose_runs_every_process_with_one_worker_per_queue() -> None:
     compose = yaml.safe_load((TEMPLATES / "compose.yaml").read_text())
     services = compose["services"]
-    assert {"postgres", "rabbitmq", "code-server", "webserver", "daemon", "metrics"} <= set(
-        services
-    )
+    assert {"postgres", "rabbitmq", "webserver", "daemon", "metrics"} <= set(services)
     served = set()
     for name, service in services.items():
         if name.startswith("worker-"):
@@ -215,7 +319,22 @@ def test_compose_runs_every_process_with_one_worker_per_queue() -> None:
             assert service["env_file"] == "bl832.env"
             assert service["restart"] == "on-failure"
     assert served == set(QueueSettings().all())
-    assert "dagster code-server start" in services["code-server"]["command"]
+    # One code server per location, each on its own port; the webserver and the daemon reach
+    # each by its service's name and wait until every one is healthy.
+    servers = {name for name in services if name.startswith("code-server")}
+    assert servers == {server.name for server in DEFAULT_SERVERS}
+    addresses = services["webserver"]["environment"]
+    for server in DEFAULT_SERVERS:
+        service = services[server.name]
+        assert service["command"].split() == [
+            "dagster", "code-server", "start", "-h", "0.0.0.0", "-p", str(server.port),
+            "-m", server.module, "--location-name", server.location,
+        ]  # fmt: skip
+        assert service["healthcheck"]["test"][-1] == str(server.port)
+        assert addresses[host_variable(server.location)] == server.name
+        assert addresses[port_variable(server.location)] == str(server.port)
+        for name in ("webserver", "daemon"):
+            assert services[name]["depends_on"][server.name] == {"condition": "service_healthy"}
 
 
 def test_make_targets_are_the_bl832_deploy_commands() -> None:
