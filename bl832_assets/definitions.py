@@ -21,7 +21,11 @@ from bl832_assets.settings import Settings, load_settings
 def build_definitions(settings: Settings) -> dg.Definitions:
     graph = build_asset_graph(settings)
     flight_check, flight_check_schedule = build_flight_check(settings)
-    prune_jobs, prune_schedules = build_prune_jobs(settings)
+    # Other beamlines' storage is pruned from their own code locations.
+    theirs = {e for section in settings.beamlines.values() for e in section.endpoints()}
+    prune_jobs, prune_schedules = build_prune_jobs(
+        settings, [e for e in settings.retention_days if e not in theirs]
+    )
     audits, audit_schedules = build_consistency_audits(settings)
     maintenance = [build_history_trim(settings), build_partial_sweep(settings)]
     produced = dg.AssetSelection.all() - dg.AssetSelection.assets(keys.DETECTOR_RAW)

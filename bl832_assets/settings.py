@@ -667,6 +667,16 @@ class Settings(Strict):
         policy only."""
         days = dict(self.retention_days)
         safe = dict(self.retention.safe_copies)
+        owner: dict[str, str] = {}
+        for name, section in self.beamlines.items():
+            for endpoint in section.endpoints():
+                # An endpoint's assets are named after it: two beamlines there would clash.
+                if owner.setdefault(endpoint, name) != name:
+                    raise ValueError(
+                        f"beamlines.{name}: endpoint {endpoint!r} is already "
+                        f"beamlines.{owner[endpoint]}'s; give each beamline its own (two may "
+                        "share a Globus collection with different collection_path roots)"
+                    )
         for name, section in self.beamlines.items():
             check_name(name)
             where = f"beamlines.{name}"

@@ -60,8 +60,9 @@ def build_beamline_graph(settings: Settings, keys: BeamlineKeys, code: BeamlineC
     return graph
 
 
-def build_beamline_definitions(settings: Settings, name: str) -> dg.Definitions:
-    """The definitions of ``settings.beamlines[name]``, served by its kind's code."""
+def beamline_parts(settings: Settings, name: str) -> dg.Definitions:
+    """What ``settings.beamlines[name]`` adds to a location, served by its kind's code;
+    resources are the location's, shared by every beamline in it."""
     keys = BeamlineKeys(name, settings.beamlines[name])
     code = code_for(keys.section)
     section = keys.section
@@ -77,9 +78,10 @@ def build_beamline_definitions(settings: Settings, name: str) -> dg.Definitions:
         ),
     )
     intake = dataset_intake(settings, keys, code)
+    made = [a for a in graph if isinstance(a, dg.AssetsDefinition)]
     sensor = build_sensor(
         intake,
-        dg.AssetSelection.all() - dg.AssetSelection.assets(keys.source),
+        dg.AssetSelection.assets(*made),
         f"Notices settled {section.id} datasets on {section.source}, registers each as a "
         "partition and requests the assets its beamline decides.",
     )
@@ -89,16 +91,21 @@ def build_beamline_definitions(settings: Settings, name: str) -> dg.Definitions:
         sensors=[sensor],
         jobs=[flight, *prune_jobs],
         schedules=[flight_schedule, *prune_schedules],
-        resources=build_resources(settings),
-        executor=dg.in_process_executor,
     )
 
 
+def build_beamline_definitions(settings: Settings, name: str) -> dg.Definitions:
+    """A location holding ``settings.beamlines[name]`` alone."""
+    return location_definitions(settings, name)
+
+
 def location_definitions(settings: Settings, *names: str) -> dg.Definitions:
-    """The definitions of the sections ``names`` that the site configures. A site without a
-    section still loads the location, empty: its workspace lists every beamline the platform
-    serves, and a beamline this site does not run simply has nothing there."""
+    """The definitions of the sections ``names`` that the site configures, with the site's
+    resources once. A site without a section still loads the location, empty: its workspace
+    lists every beamline the platform serves, and one this site does not run has nothing."""
     present = [name for name in names if name in settings.beamlines]
     return dg.Definitions.merge(
-        dg.Definitions(), *(build_beamline_definitions(settings, name) for name in present)
+        *(beamline_parts(settings, name) for name in present),
+        # Runs mostly wait on transfers and facility jobs, as 8.3.2's (definitions.py).
+        dg.Definitions(resources=build_resources(settings), executor=dg.in_process_executor),
     )

@@ -352,3 +352,43 @@ def test_home_copies_show_the_product_previews(
         assert record is not None and names <= set(record.metadata), asset
         previews = [v for n, v in record.metadata.items() if n.startswith("preview_")]
         assert all(str(v).startswith("![") and "data:image/png;base64," in str(v) for v in previews)
+
+
+def _with_bl531(tmp_path: Path, endpoint: str = "data531") -> dict[str, object]:
+    defaults = Settings(home=tmp_path).model_dump(mode="json")
+    defaults["endpoints"]["data531"] = {"facility": "als", "root": "data531", "onsite": True}
+    defaults["endpoints"]["nersc531"] = {"facility": "nersc", "root": "n531", "onsite": False}
+    defaults["beamlines"]["bl531"] = {"id": "5.3.1", "source": endpoint, "copies": ["nersc531"]}
+    return defaults
+
+
+def test_move_only_beamlines_share_one_location(tmp_path: Path) -> None:
+    from bl832_assets.core.location import location_definitions
+
+    settings = Settings.model_validate(_with_bl531(tmp_path))
+    defs = location_definitions(settings, "bl931", "bl531")
+    assert {s.name for s in defs.sensors} == {"bl931_new_datasets", "bl531_new_datasets"}
+    assert "transfer" in defs.resources
+    graph = defs.resolve_asset_graph()  # one set of resources, two beamlines
+    assert dg.AssetKey(["data531", "dataset"]) in graph.get_all_asset_keys()
+
+
+def test_two_beamlines_cannot_own_one_endpoint(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"endpoint 'data931' is already beamlines\.bl931's"):
+        Settings.model_validate(_with_bl531(tmp_path, endpoint="data931"))
+
+
+def test_each_endpoint_is_pruned_from_one_location_only(world: World) -> None:
+    from bl832_assets.definitions import build_definitions
+
+    settings, _ = world
+    names = [
+        {j.name for j in defs.jobs if j.name.startswith("prune_")}
+        for defs in [
+            build_definitions(settings),
+            *(build_beamline_definitions(settings, n) for n in settings.beamlines),
+        ]
+    ]
+    every = [name for jobs in names for name in jobs]
+    assert len(every) == len(set(every))
+    assert set(every) == {f"prune_{e}" for e in settings.retention_days}
