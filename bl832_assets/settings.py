@@ -619,6 +619,7 @@ class Settings(Strict):
             for name, ep in self.endpoints.items()
         }
         object.__setattr__(self, "endpoints", resolved)
+        self._adopt_beamline_retention()
         named = {
             "detector": self.detector,
             "beamline_raw": self.beamline_raw,
@@ -658,7 +659,6 @@ class Settings(Strict):
             if facility not in self.hpc:
                 raise ValueError(f"decision.{facility}_recon: facility has no hpc entry")
         self._check_backends()
-        self._adopt_beamline_retention()
         return self
 
     def _adopt_beamline_retention(self) -> None:
@@ -694,10 +694,10 @@ class Settings(Strict):
             for endpoint, limit in section.retention_days.items():
                 behind = section.safe_copies.get(endpoint, [])
                 policy = {dataset: list(behind) for dataset in held.get(endpoint, [])}
-                if endpoint in days and (days[endpoint], safe.get(endpoint)) != (limit, policy):
-                    # Equal is fine: a dump of these settings validated again holds both.
+                if safe.get(endpoint, policy) != policy:
                     raise ValueError(
-                        f"{where}.retention_days.{endpoint}: already pruned by another policy"
+                        f"{where}.safe_copies.{endpoint}: retention.safe_copies.{endpoint} "
+                        "says otherwise; name an endpoint's safe copies in one place"
                     )
                 if not behind:
                     raise ValueError(
@@ -709,7 +709,9 @@ class Settings(Strict):
                 unknown = [other for other in behind if other not in self.endpoints]
                 if unknown:
                     raise ValueError(f"{where}.safe_copies.{endpoint}: unknown {unknown}")
-                days[endpoint] = limit
+                # The site's retention_days may shorten or lengthen a beamline's (the demo
+                # does); a dump of these settings loads back with both, equal.
+                days.setdefault(endpoint, limit)
                 safe[endpoint] = policy
         object.__setattr__(self, "retention_days", days)
         retention = self.retention.model_copy(update={"safe_copies": safe})

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Callable
 
 import dagster as dg
 
 from bl832_assets.cli.site import site_instance
+from bl832_assets.core.location import build_beamline_definitions
 from bl832_assets.definitions import build_definitions
 from bl832_assets.retention.jobs import prune_job_name
 from bl832_assets.retention.plan import Action
@@ -33,16 +35,20 @@ def prune(location: str | None, dry_run: bool, settings: Settings | None = None)
         )
         return 2
     instance = site_instance(settings)
-    defs = build_definitions(settings)
+    pruning = _pruning_locations(settings)
     outcomes: list[Outcome] = []
     broken = []
     for endpoint in locations:
         op = f"{prune_job_name(endpoint)}_copies"
-        result = defs.resolve_job_def(prune_job_name(endpoint)).execute_in_process(
-            instance=instance,
-            run_config={**SILENT_CONSOLE, "ops": {op: {"config": {"dry_run": dry_run}}}},
-            tags={"bl832/trigger": "cli"},
-            raise_on_error=False,
+        result = (
+            pruning(endpoint)
+            .resolve_job_def(prune_job_name(endpoint))
+            .execute_in_process(
+                instance=instance,
+                run_config={**SILENT_CONSOLE, "ops": {op: {"config": {"dry_run": dry_run}}}},
+                tags={"bl832/trigger": "cli"},
+                raise_on_error=False,
+            )
         )
         if not result.success:
             broken.append(f"{endpoint}: {_failure(result)} (run {result.run_id})")
@@ -64,6 +70,24 @@ def prune(location: str | None, dry_run: bool, settings: Settings | None = None)
     if broken:
         print("Open the run in the UI (`make dev`) for the step's error and logs.", file=sys.stderr)
     return 1 if broken else 0
+
+
+def _pruning_locations(settings: Settings) -> Callable[[str], dg.Definitions]:
+    """The definitions holding an endpoint's prune job: its beamline's code location, or
+    8.3.2's; each built once."""
+    built: dict[str | None, dg.Definitions] = {}
+
+    def holding(endpoint: str) -> dg.Definitions:
+        owner = next((n for n, s in settings.beamlines.items() if endpoint in s.endpoints()), None)
+        if owner not in built:
+            built[owner] = (
+                build_definitions(settings)
+                if owner is None
+                else build_beamline_definitions(settings, owner)
+            )
+        return built[owner]
+
+    return holding
 
 
 def restore(scan: str, location: str) -> int:
