@@ -30,16 +30,18 @@ class BadScanName(ValueError):
 
 def scan_key(relative_path: str) -> str:
     """The partition key of the scan at ``relative_path`` (relative to the detector root)."""
-    return dataset_key(relative_path, (SCAN_SUFFIX,))
+    return dataset_key(relative_path, (SCAN_SUFFIX,), noun="scan")
 
 
-def dataset_key(relative_path: str, suffixes: tuple[str, ...] | list[str]) -> str:
+def dataset_key(
+    relative_path: str, suffixes: tuple[str, ...] | list[str], noun: str = "file"
+) -> str:
     """The partition key of the dataset whose file is at ``relative_path``: its stem, for any
     beamline, refused with the reason when it cannot be one."""
     name = PurePosixPath(relative_path).name
     suffix = next((s for s in suffixes if name.endswith(s)), None)
     if suffix is None:
-        raise BadScanName(f"{relative_path!r}: not a {' or '.join(suffixes)} file")
+        raise BadScanName(f"{relative_path!r}: not a {' or '.join(suffixes)} {noun}")
     stem = name[: -len(suffix)]
     if not stem:
         raise BadScanName(f"{relative_path!r}: empty scan name")

@@ -124,6 +124,23 @@ def test_demo_materializes_every_asset_of_the_graph(
         "catalog/raw_dataset",
         "catalog/derived_dataset",
     }
+    # then one dataset of each other beamline, through its whole graph
+    expected |= {
+        "beegfs733/dataset",
+        "nersc733/dataset",
+        "catalog733/raw_dataset",
+        "nersc733_scratch/profile",
+        "beegfs733_analysis/profile",
+        "catalog733/derived_dataset",
+        "nersc7012/dataset",
+        "catalog7012/raw_dataset",
+        "nersc7012_scratch/ptycho",
+        "data7012_recon/ptycho",
+        "catalog7012/derived_dataset",
+        "beegfs931/dataset",
+        "nersc931/dataset",
+        "catalog931/raw_dataset",
+    }
     assert set(rows) == expected
     assert all("materialized" in row and "✗" not in row for row in rows.values())
     assert len(list((home / "previews").glob("*_middle_slice.png"))) == 1
