@@ -392,3 +392,43 @@ def test_each_endpoint_is_pruned_from_one_location_only(world: World) -> None:
     every = [name for jobs in names for name in jobs]
     assert len(every) == len(set(every))
     assert set(every) == {f"prune_{e}" for e in settings.retention_days}
+
+
+def test_names_are_unique_across_the_code_locations(world: World) -> None:
+    """One instance holds every location: an asset key, job, sensor or schedule name used by
+    two of them would make one shadow the other in the UI."""
+    from bl832_assets.core.location import location_definitions
+    from bl832_assets.definitions import build_definitions
+
+    settings, _ = world
+    movers = [n for n, s in settings.beamlines.items() if s.kind == "move_only"]
+    locations = [
+        build_definitions(settings),
+        location_definitions(settings, "bl733"),
+        location_definitions(settings, "bl7012"),
+        location_definitions(settings, *movers),
+    ]
+    kinds = {
+        "asset": [
+            k.to_user_string()
+            for d in locations
+            for k in d.resolve_asset_graph().get_all_asset_keys()
+        ],
+        "job": [j.name for d in locations for j in d.jobs if not j.name.startswith("__")],
+        "sensor": [s.name for d in locations for s in d.sensors],
+        "schedule": [s.name for d in locations for s in d.schedules],
+    }
+    for kind, names in kinds.items():
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        assert not repeated, f"{kind} names in two locations: {repeated}"
+    # and a stem names one dataset per beamline: each has its own dynamic partitions
+    partitions = [
+        {
+            a.partitions_def.name
+            for a in d.assets
+            if isinstance(a, dg.AssetsDefinition) and a.partitions_def is not None
+        }
+        for d in locations
+    ]
+    assert partitions[:3] == [{"scans"}, {"datasets_bl733"}, {"datasets_bl7012"}]
+    assert partitions[3] == {f"datasets_{n}" for n in movers}
