@@ -7,6 +7,7 @@ import dagster as dg
 from scan_support import detector_scan
 
 from bl832_assets import keys
+from bl832_assets.core.location import build_beamline_definitions
 from bl832_assets.decision import decide
 from bl832_assets.definitions import build_definitions
 from bl832_assets.queues import QUEUE_TAG, queue_for_assets
@@ -61,7 +62,11 @@ def test_the_sensor_tags_each_run_with_its_queue(
 
 
 def test_prune_runs_go_to_transfers(site: Settings) -> None:
-    defs = build_definitions(site)
+    """Every pruned endpoint's job, in whichever code location holds it (8.3.2's or its
+    beamline's)."""
+    locations = [build_definitions(site)] + [
+        build_beamline_definitions(site, name) for name in site.beamlines
+    ]
+    jobs = {job.name: job for defs in locations for job in defs.jobs}
     for endpoint in site.retention_days:
-        job = defs.resolve_job_def(prune_job_name(endpoint))
-        assert job.tags[QUEUE_TAG] == "transfers"
+        assert jobs[prune_job_name(endpoint)].tags[QUEUE_TAG] == "transfers"
