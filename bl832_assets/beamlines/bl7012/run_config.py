@@ -8,7 +8,7 @@ booleans and "none" stays a null in the config; ``params`` encodes them for upst
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import dagster as dg
 from pydantic import BaseModel, Field, create_model
@@ -27,9 +27,13 @@ def _config_class(name: str, defaults: BaseModel) -> type[dg.Config]:
             nested = _config_class(f"{name}{field_name.title()}", value)
             fields[field_name] = (nested, Field(default=nested(), description=info.description))
         else:
+            # The field's validators and bounds ("none" → None, ge=1) travel as metadata.
+            annotation = (
+                Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+            )
             fields[field_name] = (
-                info.annotation,
-                Field(default=value, description=info.description, metadata=info.metadata),
+                annotation,
+                Field(default=value, description=info.description),
             )
     return create_model(name, __base__=dg.Config, **fields)
 
