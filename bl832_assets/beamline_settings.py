@@ -17,7 +17,6 @@ from pydantic import Field, model_validator
 
 from bl832_assets.beamlines.bl733.settings import IntegrationSettings
 from bl832_assets.beamlines.bl7012.settings import PtychographySettings
-from bl832_assets.resources.catalog.move_only import MoveOnlyCatalog
 from bl832_assets.settings_parts import SensorSettings, Strict
 
 _DOTTED_ID = re.compile(r"^\d+(\.\d+){1,3}$")
@@ -45,11 +44,31 @@ class ExportControlPolicy(Strict):
     )
 
 
-class CatalogMapping(MoveOnlyCatalog):
+class CatalogMapping(Strict):
     """The beamline's catalog records: whether there are any, and for a move-only beamline
     (which has no code to read its files) everything they say beyond the files themselves."""
 
     enabled: bool = Field(default=True, description="Record each dataset in the catalog.")
+    owner_group: str | None = Field(
+        default=None, description="SciCat group owning the datasets; unset: the beamline's id."
+    )
+    access_groups: list[str] = Field(
+        default_factory=list,
+        description="Groups that may also see them; the beamline's own group always may.",
+    )
+    keywords: list[str] = Field(
+        default_factory=list, description="Keywords of every dataset, e.g. the technique."
+    )
+    instrument: str | None = Field(
+        default=None, description="creationLocation; unset: 'ALS <beamline id>'."
+    )
+    data_format: str | None = Field(default=None, description="dataFormat, e.g. 'HDF5'.")
+    principal_investigator: str | None = Field(
+        default=None, description="PI recorded for every dataset; unset: 'unknown'."
+    )
+    contact_email: str | None = Field(
+        default=None, description="Contact address, e.g. the beamline scientists' list."
+    )
 
 
 class ProductPlacement(Strict):

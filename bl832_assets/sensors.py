@@ -18,8 +18,6 @@ from bl832_assets.partitions import SCAN_SUFFIX, scans
 from bl832_assets.settings import SensorSettings, Settings
 from bl832_assets.watch import Candidate, Observation, WatchCursor, observe
 
-TRIGGER = {"bl832/trigger": "new_scans"}
-
 
 class Log(Protocol):
     def info(self, msg: str) -> None: ...

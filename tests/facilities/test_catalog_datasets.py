@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from resource_support import SCAN, scan_metadata
 
+from bl832_assets.beamline_settings import CatalogMapping
 from bl832_assets.beamlines.bl733 import catalog as bl733
 from bl832_assets.beamlines.bl733.dataset import Pair
 from bl832_assets.beamlines.bl733.payload import run_integration
@@ -36,7 +37,7 @@ from bl832_assets.resources.catalog import (
 )
 from bl832_assets.resources.catalog.local import SCHEMA_VERSION
 from bl832_assets.resources.catalog.mapping import raw_dataset
-from bl832_assets.resources.catalog.move_only import MoveOnlyCatalog, raw_fields
+from bl832_assets.resources.catalog.move_only import raw_fields
 from bl832_assets.resources.catalog.scicat import ScicatCatalogResource
 
 PASSWORD = "ingestor-password"
@@ -220,7 +221,7 @@ def test_a_ptychography_scan_and_its_reconstruction(
     assert found is not None and found.pid == derived.pid
 
 
-def move_only_record(folder: Path, key: str, settings: MoveOnlyCatalog) -> DatasetRecord:
+def move_only_record(folder: Path, key: str, settings: CatalogMapping) -> DatasetRecord:
     """A 9.3.1 dataset: two files nobody reads, catalogued from settings alone."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{key}.h5", folder / f"{key}_log.txt"]
@@ -233,7 +234,7 @@ def move_only_record(folder: Path, key: str, settings: MoveOnlyCatalog) -> Datas
 def test_a_move_only_beamlines_dataset_is_catalogued_from_its_settings(
     catalog: CatalogResource, tmp_path: Path
 ) -> None:
-    settings = MoveOnlyCatalog(
+    settings = CatalogMapping(
         owner_group="bl931-users",
         access_groups=["als-staff"],
         keywords=["tender X-ray", "spectroscopy"],
@@ -263,7 +264,7 @@ def test_the_same_stem_at_two_beamlines_is_two_datasets(
         pair_record(write_calibrant_pair(tmp_path / "data733", "sample1").pair)
     )
     at_931 = catalog.ingest_dataset(
-        move_only_record(tmp_path / "data931", "sample1", MoveOnlyCatalog())
+        move_only_record(tmp_path / "data931", "sample1", CatalogMapping())
     )
 
     assert at_733.pid != at_931.pid and datasets() == 2
@@ -366,7 +367,7 @@ def test_a_catalog_written_before_beamlines_opens_with_its_scans_as_8_3_2s(
 
     found = catalog.find_raw(scan_file)
     again = catalog.ingest_raw(scan_file, scan_metadata(), files)
-    other = catalog.ingest_dataset(move_only_record(tmp_path / "data931", key, MoveOnlyCatalog()))
+    other = catalog.ingest_dataset(move_only_record(tmp_path / "data931", key, CatalogMapping()))
 
     assert found is not None and found.pid == "bl832.local/old"
     assert found.record["createdAt"] == "2024-01-01"

@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from bl832_assets.beamline_settings import CatalogMapping
 from bl832_assets.resources.catalog.mapping import (
     iso_utc,
     raw_origin,
@@ -26,35 +25,8 @@ from bl832_assets.resources.catalog.mapping import (
 from bl832_assets.resources.catalog.records import FileEntry
 
 
-class MoveOnlyCatalog(BaseModel):
-    """What a move-only beamline's settings say about its datasets' catalog records."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    owner_group: str | None = Field(
-        default=None, description="SciCat group owning the datasets; unset: the beamline's id."
-    )
-    access_groups: list[str] = Field(
-        default_factory=list,
-        description="Groups that may also see them; the beamline's own group always may.",
-    )
-    keywords: list[str] = Field(
-        default_factory=list, description="Keywords of every dataset, e.g. the technique."
-    )
-    instrument: str | None = Field(
-        default=None, description="creationLocation; unset: 'ALS <beamline id>'."
-    )
-    data_format: str | None = Field(default=None, description="dataFormat, e.g. 'HDF5'.")
-    principal_investigator: str | None = Field(
-        default=None, description="PI recorded for every dataset; unset: 'unknown'."
-    )
-    contact_email: str | None = Field(
-        default=None, description="Contact address, e.g. the beamline scientists' list."
-    )
-
-
 def raw_fields(
-    beamline: str, key: str, files: Sequence[FileEntry], catalog: MoveOnlyCatalog
+    beamline: str, key: str, files: Sequence[FileEntry], catalog: CatalogMapping
 ) -> dict[str, Any]:
     """The raw dataset ``key`` of ``beamline``, made of ``files`` (full paths at the location
     catalogued): its folder is the files' common folder, its time the newest file's, when the
