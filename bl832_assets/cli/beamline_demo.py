@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import numpy as np
@@ -28,6 +29,9 @@ from bl832_assets.execution import execute
 from bl832_assets.sensors import run_tick
 from bl832_assets.settings import Settings, SettingsError
 from bl832_assets.watch import WatchCursor
+
+if TYPE_CHECKING:  # the beamline packages load only for the demo that uses them
+    from bl832_assets.beamlines.bl7012.synth import SyntheticScan
 
 DEMO_SETTLE_SECONDS = 1.0
 """The demo's files are written whole at once; a short settle keeps it quick, and the sensor
@@ -159,7 +163,7 @@ def _write_pair(folder: Path, tick: Callable[[str], dg.SensorResult]) -> Truth:
     return judge
 
 
-def _object_truth(scan: object) -> Truth:
+def _object_truth(scan: SyntheticScan) -> Truth:
     def judge(settings: Settings, keys: BeamlineKeys, key: str) -> int:
         from bl832_assets.beamlines.bl7012.accuracy import object_error
         from bl832_assets.beamlines.bl7012.code import recon_name
@@ -170,7 +174,7 @@ def _object_truth(scan: object) -> Truth:
         error = object_error(
             read_image(home),
             scan.object,
-            well_lit(scan.illumination(), 0.25),  # type: ignore[attr-defined]
+            well_lit(scan.illumination(), 0.25),
         )
         print(
             f"reconstruction at {home}: error against the known object {error:.3f} (0 is perfect)"
