@@ -8,6 +8,7 @@ overwritten on each run.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 from dagster_services import REPO, webserver
 from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from ui_support import (
     CHROMIUM,
     CHROMIUM_FLAGS,
@@ -115,7 +117,33 @@ def page(browser: Browser) -> Iterator[Page]:
         context.close()
 
 
-def _open_partition(browser: Browser, url: str, asset: str, scan: str) -> PartitionPage:
+RENDERED = """({rows, pictures}) => {
+  const cells = Object.fromEntries([...document.querySelectorAll('tr')]
+    .filter(tr => tr.cells.length >= 2)
+    .map(tr => [tr.cells[0].innerText.trim(), tr.cells[1]]));
+  const drawn = cell => [...cell.querySelectorAll('img')]
+    .some(img => img.complete && img.naturalWidth > 0);
+  return rows.every(name => name in cells)
+    && pictures.every(name => name in cells && drawn(cells[name]));
+}"""
+
+
+def _open_partition(
+    browser: Browser,
+    url: str,
+    asset: str,
+    scan: str,
+    rows: tuple[str, ...],
+    pictures: tuple[str, ...] = (),
+) -> PartitionPage:
+    """Open a partition's page once its metadata table has rendered.
+
+    The page shows its "Metadata" heading before the materialization's event arrives, and its
+    Markdown previews become images a render later; on a loaded machine either gap was long
+    enough to read an empty table or imageless previews. So wait for the named ``rows`` and for
+    an image drawn in each of ``pictures``; if they never come, read what is there so the
+    assertion names what is missing and the screenshot shows why.
+    """
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     context.set_default_timeout(30_000)
     try:
@@ -124,8 +152,10 @@ def _open_partition(browser: Browser, url: str, asset: str, scan: str) -> Partit
             f"{url}/assets/{asset}?view=partitions&partition={scan}", wait_until="networkidle"
         )
         page.get_by_text("Metadata", exact=True).wait_for()
-        page.locator("tr td").first.wait_for()
-        page.wait_for_function("() => [...document.images].every(img => img.complete)")
+        with contextlib.suppress(PlaywrightTimeoutError):
+            page.wait_for_function(
+                RENDERED, arg={"rows": list(rows), "pictures": list(pictures)}, timeout=60_000
+            )
         entries = {name: Entry(**row) for name, row in page.evaluate(READ_METADATA).items()}
         shot = SCREENSHOTS / f"{asset.replace('/', '__')}-{scan}.png"
         whole_page_screenshot(page, shot)
@@ -138,14 +168,14 @@ def _open_partition(browser: Browser, url: str, asset: str, scan: str) -> Partit
 def home_copy(
     request: pytest.FixtureRequest, browser: Browser, ui_url: str, ui_site: UiSite
 ) -> PartitionPage:
-    return _open_partition(browser, ui_url, request.param, ui_site.scan)
+    return _open_partition(browser, ui_url, request.param, ui_site.scan, WHERE_IT_LIVES, PREVIEWS)
 
 
 @pytest.fixture(scope="module", params=CATALOG)
 def catalog_entry(
     request: pytest.FixtureRequest, browser: Browser, ui_url: str, ui_site: UiSite
 ) -> PartitionPage:
-    return _open_partition(browser, ui_url, request.param, ui_site.scan)
+    return _open_partition(browser, ui_url, request.param, ui_site.scan, ("show",))
 
 
 def test_global_lineage_shows_a_node_for_every_asset(
