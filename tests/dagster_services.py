@@ -14,6 +14,7 @@ an error at once, with its message, rather than a page that never shows.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -94,10 +95,30 @@ def run_bl832(
     return result
 
 
+LISTEN_PORTS = range(20000, 32000)
+"""Where the services a test starts listen: below Linux's ephemeral range (32768 and up), from
+which the kernel hands out the ports of outgoing connections (to PostgreSQL, to a code
+server, ...). A port probed free there can be taken by such a connection before the service
+binds it, which CI saw once as a code server failing to bind."""
+
+
+def free_ports(count: int = 1) -> int:
+    """The first of ``count`` consecutive ports free on 127.0.0.1, outside the ephemeral range."""
+    for _ in range(100):
+        first = random.randrange(LISTEN_PORTS.start, LISTEN_PORTS.stop - count)
+        with ExitStack() as held:
+            try:
+                for port in range(first, first + count):
+                    probe = held.enter_context(socket.socket())
+                    probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return first
+    raise AssertionError(f"no {count} consecutive free ports in {LISTEN_PORTS}")
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_ports(1)
 
 
 def site_environment(

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import dagster as dg
 import kombu
 import yaml
-from dagster_services import free_port, run_bl832
+from dagster_services import free_port, free_ports, run_bl832
 from postgres_support import fresh_database
 
 from bl832_assets.deploy.environment import LOCAL_SERVICES, MARKER, Layout, _merged, environment
@@ -34,23 +33,6 @@ from bl832_assets.settings import Settings
 CODE_SERVERS = tuple(s.name for s in code_servers(Settings(home=Path("/tmp/site"))))
 """One code server process per code location (code-server-bl832, code-server-bl733, ...)."""
 PROCESSES = (*CODE_SERVERS, "webserver", "daemon", "worker", "metrics")
-
-
-def free_ports(count: int) -> int:
-    """The first of ``count`` consecutive ports free on 127.0.0.1 (the code servers')."""
-    for _ in range(50):
-        first = free_port()
-        if first + count - 1 > 65535:
-            continue
-        with ExitStack() as held:
-            try:
-                for port in range(first, first + count):
-                    probe = held.enter_context(socket.socket())
-                    probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return first
-    raise AssertionError(f"no {count} consecutive free ports")
 
 
 def delete_queues(names: list[str]) -> None:
