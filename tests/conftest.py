@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,15 @@ import dagster as dg
 import pytest
 
 from bl832_assets.settings import Decision, SensorSettings, Settings
+
+
+@pytest.fixture(scope="session", autouse=True)
+def interruptible_children() -> None:
+    """Processes the tests start (webserver, daemon, fakes) stop on SIGTERM through SIGINT's
+    handler, and inherit an ignored SIGINT: a suite started in the background (``make test &``)
+    would have them ignore SIGTERM. Python sets SIGINT's handler only where it was not ignored."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from ledger_support import copy_facts
 from bl832_assets import keys
 from bl832_assets.cli.main import main
 from bl832_assets.definitions import build_definitions
-from bl832_assets.discovery import DiscoverOptions, DiscoverySummary, discover
+from bl832_assets.discovery import CHUNK, POOL_MIN, DiscoverOptions, DiscoverySummary, discover
 from bl832_assets.resources.transfer.base import TransferResource
 from bl832_assets.resources.wiring import build_resources
 from bl832_assets.retention.resource import open_ledger
@@ -31,7 +31,9 @@ from bl832_assets.settings import Settings
 
 ENDPOINT = "data832_raw"
 FOLDERS = ("2024-01", "2024-02", "2024-03", "2024-04", "2024-05")
-PER_FOLDER = 1000
+PER_FOLDER = 300
+"""The full run registers 4 x 300 + 1 keys: more than one CHUNK, and enough to validate in
+worker processes (POOL_MIN); the rate at scale is benchmarks/bench_discover.py's."""
 BAD_NAMES = ("2024-02/notes.txt", "2024-02/a,b.h5", "2024-03/ leading.h5")
 TRUNCATED = "2024-04/truncated_0001.h5"
 NOT_HDF5 = "2024-04/text_0001.h5"
@@ -86,6 +88,7 @@ def historic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Historic]:
 
 
 def test_counts_are_exact(historic: Historic) -> None:
+    assert 4 * PER_FOLDER + 1 > CHUNK and PER_FOLDER >= POOL_MIN  # what the sizes are for
     assert (len(historic.first.registered), historic.first.already_known) == (PER_FOLDER, 0)
     assert historic.first.refused == []
     full = historic.full

@@ -100,9 +100,18 @@ def spawn(layout: Layout, service: Service, env: Mapping[str, str]) -> int:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_interrupts_as_default,
         )
     pid_file(layout, service.name).write_text(f"{process.pid}\n")
     return process.pid
+
+
+def _interrupts_as_default() -> None:
+    """In the child before exec: Dagster's processes stop on SIGTERM by handing it to SIGINT's
+    handler, and an ignored SIGINT is inherited (a shell's ``&`` ignores it in what it starts),
+    so a deployment started from such a shell had code servers that ignored SIGTERM and were
+    only stopped by SIGKILL."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_until_answering(
