@@ -34,6 +34,7 @@ FOLDERS = ("2024-01", "2024-02", "2024-03", "2024-04", "2024-05")
 PER_FOLDER = 300
 """The full run registers 4 x 300 + 1 keys: more than one CHUNK, and enough to validate in
 worker processes (POOL_MIN); the rate at scale is benchmarks/bench_discover.py's."""
+SAMPLE = f"scan_{2 * PER_FOLDER + 45:05d}"  # one scan in 2024-03
 BAD_NAMES = ("2024-02/notes.txt", "2024-02/a,b.h5", "2024-03/ leading.h5")
 TRUNCATED = "2024-04/truncated_0001.h5"
 NOT_HDF5 = "2024-04/text_0001.h5"
@@ -113,23 +114,23 @@ def test_registered_scans_are_partitions_with_a_location_record(historic: Histor
         by_scan[event.partition] = {k: v.value for k, v in event.metadata.items()}
     assert set(by_scan) == partitions
     root = historic.settings.root(ENDPOINT)
-    scan = by_scan["scan_02345"]
+    scan = by_scan[SAMPLE]
     assert scan == {
         "endpoint": ENDPOINT,
-        "relative_path": "2024-03/scan_02345.h5",
-        "path": str(root / "2024-03/scan_02345.h5"),
-        "size_bytes": (root / "2024-03/scan_02345.h5").stat().st_size,
+        "relative_path": f"2024-03/{SAMPLE}.h5",
+        "path": str(root / f"2024-03/{SAMPLE}.h5"),
+        "size_bytes": (root / f"2024-03/{SAMPLE}.h5").stat().st_size,
         "export_control": False,
         "discovered": True,
     }
     ledger = open_ledger(historic.settings.ledger_url)
     copies = {c.scan: c for c in ledger.at(ENDPOINT)}
     assert set(copies) == partitions
-    copy = copies["scan_02345"]
+    copy = copies[SAMPLE]
     assert (copy.asset_key, copy.dataset, copy.relative_path) == (
         "data832/raw_scan",
         "raw_scan",
-        "2024-03/scan_02345.h5",
+        f"2024-03/{SAMPLE}.h5",
     )
     assert (copy.made_by, copy.sha256, copy.files) == ("discovered", None, 1)
     assert copy.size_bytes == scan["size_bytes"] and not copy.export_controlled
