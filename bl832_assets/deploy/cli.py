@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 
+import requests
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from bl832_assets.deploy.environment import Layout, database_url, environment, write_instance
+from bl832_assets.deploy.locations import code_servers
 from bl832_assets.deploy.services import (
+    CodeLocation,
     LocationFailed,
     Service,
     metrics_available,
@@ -19,6 +23,7 @@ from bl832_assets.deploy.services import (
 )
 from bl832_assets.deploy.supervisor import (
     DeployFailed,
+    LocationDown,
     State,
     kill_stragglers,
     running,
@@ -40,7 +45,13 @@ location had its own."""
 
 def start() -> int:
     """Prepare the database and instance, then start what is not running, in order, each
-    answering before the next group; a failure stops what this call started."""
+    answering before the next group.
+
+    A code location that cannot start (its code server does not answer, or the webserver cannot
+    load it) is stopped and named, and the rest go on without it: separate code servers exist
+    so that one beamline's code cannot hold up another's. Exit 2 then; a later ``start`` starts
+    it and has the webserver load it. Any other failure, or no location at all, stops what this
+    call started: exit 1."""
     settings = load_settings()
     layout = Layout.of(settings)
     env = environment(settings, os.environ)
@@ -52,7 +63,10 @@ def start() -> int:
         f"bl832 deploy: instance {instance_file} on database {env['DAGSTER_PG_DB']}"
         f"{' (created)' if created else ''}, migrated"
     )
+    locations = {server.name: server.location for server in code_servers(settings)}
+    webserver_was_running = running(layout, "webserver") is not None
     started: list[Service] = []
+    down: dict[str, str] = {}  # location → why
     try:
         for group in start_groups(settings):
             fresh = []
@@ -61,24 +75,91 @@ def start() -> int:
                 if pid is not None:
                     print(f"{service.name}: already running (pid {pid})")
                     continue
+                if isinstance(service.probe, CodeLocation) and down:
+                    service = replace(service, probe=service.probe.without(list(down)))
                 pid = spawn(layout, service, env)
                 started.append(service)
                 fresh.append((service, pid))
             for service, pid in fresh:
-                wait_until_answering(
-                    layout, service, env, pid, settings.deploy.start_timeout_seconds
-                )
-                print(f"{service.name}: started (pid {pid}), answering {service.probe.what}")
+                if _answers(settings, layout, env, service, pid, down):
+                    print(f"{service.name}: started (pid {pid}), answering {service.probe.what}")
+            if len(down) == len(locations):
+                raise DeployFailed("no code location could start")
     except DeployFailed as exc:
         print(f"bl832 deploy start: error: {exc}", file=sys.stderr)
         stop_groups(layout, [s.name for s in started], settings.deploy.stop_timeout_seconds, print)
         return 1
+    if webserver_was_running:
+        _reload(settings, [locations[s.name] for s in started if s.name in locations], down)
     if not metrics_available():
         print("metrics: not installed in this version (no `bl832 metrics`)")
     deploy = settings.deploy
     print(f"UI: http://{deploy.host}:{deploy.webserver_port}   logs: {layout.logs}")
     print(f"for dagster commands on this deployment: export DAGSTER_HOME={layout.dagster_home}")
+    if down:
+        for location, why in down.items():
+            print(f"bl832 deploy start: code location {location} is down: {why}", file=sys.stderr)
+        print(
+            "the others run; fix what its log says, then `bl832 deploy start` again starts it "
+            "and has the UI load it",
+            file=sys.stderr,
+        )
+        return 2
     return 0
+
+
+def _answers(
+    settings: Settings,
+    layout: Layout,
+    env: dict[str, str],
+    service: Service,
+    pid: int,
+    down: dict[str, str],
+) -> bool:
+    """Wait until ``service`` answers. A code server that cannot, or a location the webserver
+    cannot load, is added to ``down`` with its reason and its code server stopped, so that a
+    later ``start`` starts it afresh; False for such a code server. Any other failure raises."""
+    servers = {server.location: server.name for server in code_servers(settings)}
+    timeout, stop_timeout = (
+        settings.deploy.start_timeout_seconds,
+        settings.deploy.stop_timeout_seconds,
+    )
+    while True:
+        try:
+            wait_until_answering(layout, service, env, pid, timeout)
+            return True
+        except LocationDown as exc:
+            location, why = exc.location, str(exc)
+        except DeployFailed as exc:
+            location = next((n for n, s in servers.items() if s == service.name), None)
+            if location is None:
+                raise
+            why = str(exc)
+        print(f"bl832 deploy start: error: {why}", file=sys.stderr)
+        stop_groups(layout, [servers[location]], stop_timeout, print)
+        down[location] = why.splitlines()[0]
+        if service.name == servers[location]:
+            return False
+        if len(down) == len(servers):
+            raise DeployFailed("no code location could start")
+        assert isinstance(service.probe, CodeLocation)
+        service = replace(service, probe=service.probe.without(list(down)))
+
+
+def _reload(settings: Settings, locations: list[str], down: dict[str, str]) -> None:
+    """Code servers started under a running webserver: have it load their locations now (the
+    daemon loads its workspace again within a minute by itself)."""
+    deploy = settings.deploy
+    probe = CodeLocation(f"http://{deploy.host}:{deploy.webserver_port}", ())
+    for location in locations:
+        if location in down:
+            continue
+        try:
+            probe.reload(location)
+        except (LocationFailed, requests.RequestException) as exc:
+            down[location] = f"the webserver could not load it: {exc}"
+            continue
+        print(f"webserver: loaded code location {location}")
 
 
 def stop() -> int:

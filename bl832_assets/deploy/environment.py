@@ -38,6 +38,12 @@ LOCAL_SERVICES = {
 }
 """This machine's PostgreSQL and RabbitMQ, for whatever the environment leaves unset."""
 
+CODE_SERVER_GRACE = "10"
+"""Seconds a stopping code server waits for calls in flight (Dagster's default, 60 s, equals
+``deploy.stop_timeout_seconds``, and one stuck call then meant SIGKILL). Runs execute in the
+workers, not in code servers: what a stop cuts short is a read the webserver or daemon
+repeats."""
+
 MARKER = "BL832_DEPLOYMENT"
 """Set in every process of a deployment (to its folder), and inherited by everything they
 start: how ``bl832 deploy stop`` finds a process that left its process group."""
@@ -92,6 +98,7 @@ def environment(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
     env.setdefault("BL832_RESULT_BACKEND", f"db+{database_url(env)}")
     layout = Layout.of(settings)
     env.setdefault("BL832_COMPUTE_LOGS", str(layout.folder / "compute_logs"))
+    env.setdefault("DAGSTER_GRPC_SHUTDOWN_GRACE_PERIOD", CODE_SERVER_GRACE)
     env.update(
         {
             "BL832_HOME": str(settings.home),

@@ -19,6 +19,9 @@ from bl832_assets.settings import Settings
 
 CELERY_APP = "bl832_assets.deploy.celery_app"
 
+CODE_SERVER_HEALTH = "DagsterApi"
+"""The service a Dagster code server reports SERVING once it listens."""
+
 
 class Probe(Protocol):
     """Whether a running process does its job; ``what`` says what was asked, for status."""
@@ -29,20 +32,29 @@ class Probe(Protocol):
 
 
 @dataclass(frozen=True)
-class Port:
+class GrpcHealth:
+    """A code server's standard gRPC health check. An open port is not enough: it may be
+    another program's, while the code server that failed to bind it is still exiting."""
+
     host: str
     port: int
 
     @property
     def what(self) -> str:
-        return f"tcp {self.host}:{self.port}"
+        return f"grpc health {self.host}:{self.port}"
 
     def answers(self, env: Mapping[str, str]) -> bool:
-        try:
-            with socket.create_connection((self.host, self.port), timeout=1):
-                return True
-        except OSError:
-            return False
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        with grpc.insecure_channel(f"{self.host}:{self.port}") as channel:
+            try:
+                reply = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service=CODE_SERVER_HEALTH), timeout=2
+                )
+            except grpc.RpcError:
+                return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
 @dataclass(frozen=True)
@@ -64,9 +76,21 @@ WORKSPACE = """{ workspaceOrError { ... on Workspace { locationEntries {
   name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
 
 
+RELOAD = """mutation($name: String!) { reloadRepositoryLocation(repositoryLocationName: $name) {
+  __typename
+  ... on WorkspaceLocationEntry {
+    locationOrLoadError { __typename ... on PythonError { message } } }
+  ... on PythonError { message } ... on UnauthorizedError { message }
+  ... on ReloadNotSupported { message } ... on RepositoryLocationNotFound { message } } }"""
+
+
 class LocationFailed(RuntimeError):
     """The webserver answers, but a code location failed to load; the message says which and
     why."""
+
+    def __init__(self, location: str, why: str) -> None:
+        super().__init__(f"code location {location}: {why}")
+        self.location = location
 
 
 @dataclass(frozen=True)
@@ -76,6 +100,8 @@ class CodeLocation:
 
     url: str
     names: tuple[str, ...]
+    down: tuple[str, ...] = ()
+    """Locations whose code server did not start: their load error is expected, not raised."""
 
     @property
     def what(self) -> str:
@@ -89,10 +115,28 @@ class CodeLocation:
             return False
         for entry in entries:
             error = entry["locationOrLoadError"] or {}
-            if error.get("__typename") == "PythonError":
-                raise LocationFailed(f"code location {entry['name']}: {error['message']}")
+            if error.get("__typename") == "PythonError" and entry["name"] not in self.down:
+                raise LocationFailed(entry["name"], error["message"])
         loaded = {e["name"] for e in entries if e["loadStatus"] == "LOADED"}
         return set(self.names) <= loaded
+
+    def without(self, down: list[str]) -> CodeLocation:
+        """This probe for a webserver started while the ``down`` locations' servers are not."""
+        names = tuple(n for n in self.names if n not in down)
+        return CodeLocation(self.url, names, tuple(down))
+
+    def reload(self, location: str) -> None:
+        """Have the webserver load ``location`` again (its code server was started after it)."""
+        response = requests.post(
+            f"{self.url}/graphql",
+            json={"query": RELOAD, "variables": {"name": location}},
+            timeout=60,
+        )
+        response.raise_for_status()
+        result = response.json()["data"]["reloadRepositoryLocation"]
+        error = result.get("locationOrLoadError") or result
+        if "message" in error:
+            raise LocationFailed(location, error["message"])
 
 
 @dataclass(frozen=True)
@@ -169,7 +213,7 @@ def code_server(server: CodeServer) -> Service:
             "--location-name",
             server.location,
         ],
-        Port(server.host, server.port),
+        GrpcHealth(server.host, server.port),
     )
 
 

@@ -27,6 +27,14 @@ class DeployFailed(RuntimeError):
     """A process exited or did not answer in time; the message ends with its log."""
 
 
+class LocationDown(DeployFailed):
+    """The webserver answers, but ``location`` did not load from its code server."""
+
+    def __init__(self, message: str, location: str) -> None:
+        super().__init__(message)
+        self.location = location
+
+
 @dataclass(frozen=True)
 class State:
     name: str
@@ -125,7 +133,7 @@ def wait_until_answering(
             if service.probe.answers(env):
                 return
         except LocationFailed as exc:
-            raise DeployFailed(f"{service.name}: {exc}") from None
+            raise LocationDown(f"{service.name}: {exc}", exc.location) from None
         if time.monotonic() > deadline:
             raise DeployFailed(
                 f"{service.name} did not answer ({service.probe.what}) within {timeout:g} s:\n"

@@ -3,7 +3,8 @@ per code location, webserver, daemon, a Celery worker and the metrics exporter o
 PostgreSQL database and the machine's RabbitMQ. A scan dropped on the detector is dispatched by
 the real daemon's ``new_scans`` and its run executes inside the worker; a worker killed mid-run
 is noticed by run monitoring, the run failed and retried; one location's code server restarts
-without touching the others; ``bl832 deploy stop`` leaves nothing.
+without touching the others, and one that cannot start leaves the others running; ``bl832
+deploy stop`` leaves nothing.
 
 The tests share one deployment and run in file order: each leaves it as the next expects.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +25,7 @@ from dagster_services import group_gone, wait_for
 from deployment_support import PROCESSES, Deployment, deployment, environment_of
 from scan_support import detector_scan
 
-from bl832_assets.deploy.locations import LOCATIONS
+from bl832_assets.deploy.locations import LOCATIONS, code_servers
 from bl832_assets.deploy.supervisor import log_file, stragglers
 from bl832_assets.queues import QUEUE_TAG
 
@@ -216,8 +218,9 @@ def test_one_location_s_code_server_restarts_without_touching_the_others(
     site: Deployment,
 ) -> None:
     """Each code location has its own code server: one stopped leaves every other process, and
-    the other locations, as they were; ``bl832 deploy start`` brings back just that one, and the
-    webserver loads its location again from the new server."""
+    the other locations, as they were. While it cannot start (its port taken), ``bl832 deploy
+    start`` says so, exits 2 and leaves the rest running; once it can, ``start`` brings back
+    just that one and has the webserver load its location from the new server."""
     restarted = "code-server-bl733"
     before = site.remember()
     assert set(before) == set(PROCESSES)
@@ -231,9 +234,26 @@ def test_one_location_s_code_server_restarts_without_touching_the_others(
         entry = _locations(site)[location]
         assert entry["locationOrLoadError"]["__typename"] == "RepositoryLocation", entry
 
+    port = next(s.port for s in code_servers(site.settings) if s.location == "bl733")
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        blocked = site.deploy("start")
+    assert blocked.returncode == 2, blocked.stdout + blocked.stderr
+    assert "code location bl733 is down" in blocked.stderr, blocked.stderr
+    assert "`bl832 deploy start` again" in blocked.stderr
+    assert site.remember() == {n: p for n, p in before.items() if n != restarted}, (
+        blocked.stdout + blocked.stderr
+    )
+    for location in set(LOCATIONS) - {"bl733"}:
+        entry = _locations(site)[location]
+        assert entry["locationOrLoadError"]["__typename"] == "RepositoryLocation", entry
+
     result = site.deploy("start")
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{restarted}: started" in result.stdout
+    assert "webserver: loaded code location bl733" in result.stdout
     for name in set(before) - {restarted}:
         assert f"{name}: already running (pid {before[name]})" in result.stdout
     after = site.remember()
@@ -241,16 +261,10 @@ def test_one_location_s_code_server_restarts_without_touching_the_others(
     assert {n: p for n, p in after.items() if n != restarted} == {
         n: p for n, p in before.items() if n != restarted
     }
-
-    def reloaded() -> bool:
-        entry = _locations(site)["bl733"]
-        return (
-            entry["updatedTimestamp"] > loaded_at
-            and entry["loadStatus"] == "LOADED"
-            and entry["locationOrLoadError"]["__typename"] == "RepositoryLocation"
-        )
-
-    wait_for("bl733 loaded from its new code server", reloaded, 60)
+    entry = _locations(site)["bl733"]
+    assert entry["updatedTimestamp"] > loaded_at, entry
+    assert entry["loadStatus"] == "LOADED", entry
+    assert entry["locationOrLoadError"]["__typename"] == "RepositoryLocation", entry
 
 
 def test_deploy_stop_leaves_no_process_behind(site: Deployment) -> None:

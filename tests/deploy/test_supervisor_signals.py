@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bl832_assets.deploy.environment import MARKER, Layout
-from bl832_assets.deploy.services import Port, Service
+from bl832_assets.deploy.services import GrpcHealth, Service
 from bl832_assets.deploy.supervisor import running, spawn, stop_groups
 
 AS_DAGSTER_DOES = (
@@ -43,7 +43,7 @@ def test_a_service_started_with_sigint_ignored_stops_on_sigterm(
     layout = Layout(tmp_path / "deploy")
     ready = tmp_path / "ready"
     argv = [sys.executable, "-c", AS_DAGSTER_DOES, str(ready)]
-    service = Service("sleeper", argv, Port("127.0.0.1", 1))
+    service = Service("sleeper", argv, GrpcHealth("127.0.0.1", 1))
     pid = spawn(layout, service, {**os.environ, MARKER: str(layout.folder)})
     said: list[str] = []
     try:
