@@ -29,9 +29,7 @@ def decide(settings: Settings, *, export_control: bool) -> frozenset[dg.AssetKey
         if settings.archive is not None:
             selected.add(keys.key(settings.archive, keys.RAW_SCAN))
     archived = (
-        {keys.ARCHIVE_TIFF, keys.ARCHIVE_ZARR}
-        if settings.archive_results is not None
-        else set()
+        {keys.ARCHIVE_TIFF, keys.ARCHIVE_ZARR} if settings.archive_results is not None else set()
     )
     for facility in facilities:
         selected |= archived
