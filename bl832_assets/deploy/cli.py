@@ -119,29 +119,24 @@ def _answers(
     """Wait until ``service`` answers. A code server that cannot, or a location the webserver
     cannot load, is added to ``down`` with its reason and its code server stopped, so that a
     later ``start`` starts it afresh; False for such a code server. Any other failure raises."""
-    servers = {server.location: server.name for server in code_servers(settings)}
-    timeout, stop_timeout = (
-        settings.deploy.start_timeout_seconds,
-        settings.deploy.stop_timeout_seconds,
-    )
+    servers = {server.name: server.location for server in code_servers(settings)}
+    deploy = settings.deploy
     while True:
         try:
-            wait_until_answering(layout, service, env, pid, timeout)
+            wait_until_answering(layout, service, env, pid, deploy.start_timeout_seconds)
             return True
         except LocationDown as exc:
             location, why = exc.location, str(exc)
         except DeployFailed as exc:
-            location = next((n for n, s in servers.items() if s == service.name), None)
-            if location is None:
+            if service.name not in servers:
                 raise
-            why = str(exc)
+            location, why = servers[service.name], str(exc)
         print(f"bl832 deploy start: error: {why}", file=sys.stderr)
-        stop_groups(layout, [servers[location]], stop_timeout, print)
+        server = next(name for name, served in servers.items() if served == location)
+        stop_groups(layout, [server], deploy.stop_timeout_seconds, print)
         down[location] = why.splitlines()[0]
-        if service.name == servers[location]:
+        if service.name == server:
             return False
-        if len(down) == len(servers):
-            raise DeployFailed("no code location could start")
         assert isinstance(service.probe, CodeLocation)
         service = replace(service, probe=service.probe.without(list(down)))
 
