@@ -99,7 +99,7 @@ LISTEN_PORTS = range(20000, 32000)
 """Where the services a test starts listen: below Linux's ephemeral range (32768 and up), from
 which the kernel hands out the ports of outgoing connections (to PostgreSQL, to a code
 server, ...). A port probed free there can be taken by such a connection before the service
-binds it, which CI saw once as a code server failing to bind."""
+binds it: a full run here once saw a code server fail to bind so."""
 
 
 def free_ports(count: int = 1) -> int:
